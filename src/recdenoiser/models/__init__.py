@@ -1,0 +1,19 @@
+"""Sequential recommenders built from shared parts; ``MODELS`` maps names to classes."""
+
+from recdenoiser.models import sasrec  # noqa: F401  (registers the model)
+from recdenoiser.models.base import (
+    MODELS,
+    SelfAttentiveRecommender,
+    SequentialRecommender,
+    build_model,
+)
+from recdenoiser.models.batch import Batch, pad_left
+
+__all__ = [
+    "MODELS",
+    "Batch",
+    "SelfAttentiveRecommender",
+    "SequentialRecommender",
+    "build_model",
+    "pad_left",
+]

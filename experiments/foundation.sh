@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# SASRec on the real ML-1M, Games and Beauty files (issue: foundation results).
+# Usage: RECDENOISER_DATA_DIR=../shared/data bash experiments/foundation.sh [OUT_DIR]
+# Each run writes OUT_DIR/NAME/{results.json,run.log,...}; results.json holds the wall time.
+set -euo pipefail
+out=${1:-runs/foundation}
+run() {
+  local name=$1; shift
+  if [ -f "$out/$name/results.json" ]; then echo "skip $name (done)"; return; fi
+  echo "== $name: recdenoiser train $*"
+  recdenoiser -q train "$@" --set output_dir="$out" --set name="$name" --set train.progress=false
+}
+run sasrec-ml-1m-bce   sasrec-ml-1m
+run sasrec-games-bce   sasrec-games
+run sasrec-beauty-bce  sasrec-beauty
+run sasrec-ml-1m-ce    sasrec-ml-1m --set model.loss=softmax
+run sasrec-beauty-ce   sasrec-beauty --set model.loss=softmax
+run sasrec-games-ce    sasrec-games --set model.loss=softmax

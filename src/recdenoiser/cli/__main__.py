@@ -1,0 +1,5 @@
+import sys
+
+from recdenoiser.cli.main import main
+
+sys.exit(main())

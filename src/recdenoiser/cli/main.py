@@ -1,0 +1,247 @@
+"""The ``recdenoiser`` command: a thin layer over the Python API.
+
+User mistakes (bad files, unknown keys or ids) print one ``error:`` line and exit with status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from recdenoiser import __version__
+from recdenoiser.errors import RecDenoiserError
+
+if TYPE_CHECKING:
+    from recdenoiser.training.checkpoint import LoadedCheckpoint
+
+logger = logging.getLogger("recdenoiser.cli")
+
+
+def _packaged_configs() -> dict[str, Path]:
+    folder = resources.files("recdenoiser") / "configs"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def _config_path(name: str | None) -> Path | None:
+    if name is None:
+        return None
+    path = Path(name)
+    if path.exists():
+        return path
+    packaged = _packaged_configs()
+    if name in packaged:
+        return packaged[name]
+    raise RecDenoiserError(
+        f"config {name!r} is neither a file nor a packaged config "
+        f"(packaged: {', '.join(sorted(packaged))})"
+    )
+
+
+# ------------------------------------------------------------------------------ commands
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from recdenoiser.data import LeaveOneOutSplit, load_dataset
+
+    kwargs = {}
+    if args.k_core is not None:
+        kwargs["k_core"] = args.k_core
+    dataset = load_dataset(
+        args.dataset,
+        data_dir=args.data_dir,
+        fmt=args.format,
+        min_rating=args.min_rating,
+        skip_bad_lines=args.skip_bad_lines,
+        download=args.download,
+        **kwargs,
+    )
+    split = LeaveOneOutSplit.from_dataset(dataset)
+    stats = dataset.stats()
+    lines = [
+        f"dataset       {dataset.name}",
+        f"users         {stats['users']:,}",
+        f"items         {stats['items']:,}",
+        f"interactions  {stats['interactions']:,}",
+        f"avg length    {stats['avg_length']:.2f}",
+        f"density       {stats['density']:.5f}",
+        f"timestamps    {'yes' if dataset.timestamps is not None else 'no'}",
+        f"evaluated     {len(split.eval_users):,} users "
+        f"({split.n_short_users:,} with < 3 interactions are used for training only)",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from recdenoiser.config import load_config
+    from recdenoiser.training.runner import train
+
+    overrides = list(args.set or [])
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir}")
+    config = load_config(_config_path(args.config), overrides)
+    result = train(config, resume=args.resume)
+    _print_results(result.results)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def _print_results(results: dict) -> None:
+    for stage in ("valid", "test"):
+        for protocol, metrics in results.get(stage, {}).items():
+            shown = "  ".join(
+                f"{k}={v:.4f}" for k, v in metrics.items() if k in ("hit@10", "ndcg@10", "mrr")
+            )
+            print(f"{stage:5s} {protocol:7s} {shown}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from recdenoiser.data import LeaveOneOutSplit, inject_noise
+    from recdenoiser.evaluation import evaluate
+
+    ckpt = _load(args.checkpoint)
+    cfg = ckpt.config
+    split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
+    if cfg.data.noise_ratio > 0:
+        split, _ = inject_noise(split, cfg.data.noise_ratio, cfg.data.noise_seed)
+    protocols: list[Literal["sampled", "full"]] = (
+        ["sampled", "full"] if args.protocol == "both" else [args.protocol]
+    )
+    out = {}
+    for protocol in protocols:
+        result = evaluate(
+            ckpt.model,
+            split,
+            stage=args.stage,
+            protocol=protocol,
+            max_len=int(cfg.data.max_len),
+            num_negatives=cfg.eval.num_negatives,
+            ks=tuple(cfg.eval.ks),
+            seed=cfg.eval.seed,
+            max_users=args.max_users if args.max_users is not None else cfg.eval.max_users,
+            exclude_history=cfg.eval.exclude_history,
+            batch_size=cfg.eval.batch_size,
+        )
+        out[protocol] = result.metrics
+        if not args.json:
+            print(f"{args.stage} split, {protocol} protocol ({len(result.per_user)} users)")
+            print(result.format_table())
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from recdenoiser.inference import Recommender
+
+    if bool(args.users) == bool(args.history):
+        raise RecDenoiserError("give either --users or --history (exactly one of them)")
+    rec = Recommender(_load(args.checkpoint))
+    if args.users:
+        recs = rec.recommend_users(args.users, k=args.k, exclude_seen=not args.include_seen)
+    else:
+        recs = [rec.recommend_history(args.history, k=args.k, exclude_seen=not args.include_seen)]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in recs], indent=2))
+    else:
+        for r in recs:
+            label = f"user {r.query}" if args.users else f"history [{r.query}]"
+            print(f"{label}:")
+            for rank, (item, score) in enumerate(zip(r.items, r.scores, strict=True), 1):
+                print(f"  {rank:3d}. {item}  {score:.4f}")
+    return 0
+
+
+def _load(path: str) -> LoadedCheckpoint:
+    from recdenoiser.training.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+# -------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recdenoiser",
+        description="Denoising self-attentive sequential recommendation (Rec-Denoiser).",
+    )
+    parser.add_argument("--version", action="version", version=f"recdenoiser {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("prepare", help="read, preprocess and cache a dataset; print statistics")
+    p.add_argument("dataset", help="registry name (ml-1m, games, beauty, ...) or a file path")
+    p.add_argument("--data-dir", help="dataset folder (default: $RECDENOISER_DATA_DIR or ./data)")
+    p.add_argument("--format", help="reader format for a file path")
+    p.add_argument("--k-core", type=int, help="k-core filter (0 = off; default per dataset)")
+    p.add_argument("--min-rating", type=float, help="keep interactions rated at least this")
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines (counted)")
+    p.add_argument("--download", action="store_true", help="download the raw files if missing")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train and evaluate a model from a YAML config")
+    p.add_argument("config", nargs="?", help="YAML file or packaged config name")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.num_blocks=3 (repeatable)",
+    )
+    p.add_argument("--data-dir", help="dataset folder (same as --set data.data_dir=...)")
+    p.add_argument("--resume", help="continue from RUN/checkpoints/last.ckpt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint (sampled and full ranking)")
+    p.add_argument("checkpoint", help="run directory or checkpoint file")
+    p.add_argument("--stage", choices=["valid", "test"], default="test")
+    p.add_argument("--protocol", choices=["sampled", "full", "both"], default="both")
+    p.add_argument("--max-users", type=int, help="evaluate a seeded random subset of users")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-k next items for users or for a history")
+    p.add_argument("checkpoint", help="run directory or checkpoint file")
+    p.add_argument("--users", nargs="+", metavar="USER", help="raw user ids")
+    p.add_argument("--history", nargs="+", metavar="ITEM", help="raw item ids, oldest first")
+    p.add_argument("-k", type=int, default=10, help="number of items (default 10)")
+    p.add_argument("--include-seen", action="store_true", help="allow items already in history")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_recommend)
+    return parser
+
+
+def configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("recdenoiser")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:lightning")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except RecDenoiserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

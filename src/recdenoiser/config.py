@@ -1,0 +1,226 @@
+"""Typed run configuration: one pydantic model per component, unknown keys rejected.
+
+A run is described by :class:`RunConfig` (YAML file plus ``--set section.key=value`` overrides).
+Values written ``"auto"`` are filled in from the dataset registry by :func:`resolve`, so the
+resolved configuration saved with every run holds only concrete values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from recdenoiser.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Which interactions to load and how to preprocess them."""
+
+    dataset: str = Field("ml-1m", description="registry name (ml-1m, games, beauty, ...) or a path")
+    data_dir: str | None = Field(None, description="folder with dataset files; else env/./data")
+    format: str | None = Field(None, description="reader format when `dataset` is a path")
+    min_rating: float | None = None
+    k_core: int | Literal["auto"] = "auto"
+    max_len: int | Literal["auto"] = "auto"
+    noise_ratio: float = Field(
+        0.0, ge=0.0, le=0.5, description="fraction of training items replaced"
+    )
+    noise_seed: int = 0
+    skip_bad_lines: bool = False
+    drop_duplicates: bool = False
+    download: bool = False
+
+
+class ModelConfig(_Section):
+    """Backbone architecture and its training loss."""
+
+    name: str = "sasrec"
+    hidden_size: int = Field(50, gt=0)
+    num_blocks: int = Field(2, gt=0)
+    num_heads: int = Field(1, gt=0)
+    dropout: float | Literal["auto"] = "auto"
+    norm: Literal["pre", "post"] = "pre"
+    activation: Literal["relu", "gelu"] = "relu"
+    loss: Literal["bce", "sampled_softmax", "softmax"] = "bce"
+    num_negatives: int = Field(1, gt=0, description="negatives per position (bce, sampled_softmax)")
+    init_std: float | None = Field(None, description="normal init std; None keeps PyTorch defaults")
+    fused_attention: bool = Field(True, description="use scaled_dot_product_attention when no mask")
+
+
+class DenoiserConfig(_Section):
+    """Rec-Denoiser: trainable binary attention masks and Jacobian regularization."""
+
+    enabled: bool = False
+    masks: bool = Field(True, description="learn binary attention masks (ablation switch)")
+    jacobian: bool = Field(True, description="Jacobian regularization (ablation switch)")
+    mask_kind: Literal["positional", "input_dependent"] = "positional"
+    estimator: Literal["arm", "ar"] = "arm"
+    beta: float = Field(0.01, ge=0.0, description="weight of the L0 (expected mask density) term")
+    gamma: float = Field(0.001, ge=0.0, description="weight of the Jacobian term")
+    jacobian_projections: int = Field(1, gt=0)
+    jacobian_sample: float = Field(1.0, gt=0.0, le=1.0, description="fraction of batch used")
+    inference_mask: Literal["soft", "binary"] = "soft"
+    init_keep_prob: float = Field(0.9, gt=0.0, lt=1.0)
+    mask_sampling: Literal["batch", "sequence"] = Field(
+        "batch", description="one mask per layer per batch (paper) or one per sequence"
+    )
+    rank: int = Field(8, gt=0, description="rank of the input-dependent bilinear score")
+    mask_lr: float | None = Field(None, description="learning rate of mask logits; None = train.lr")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(200, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0.0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = Field(0.0, ge=0.0)
+    eval_every: int = Field(10, gt=0, description="validate every k epochs")
+    patience: int | None = Field(5, description="validations without improvement; None = off")
+    monitor: str = "ndcg@10"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["32", "bf16"] = "32"
+    num_threads: int | None = Field(None, description="torch threads; None = all cores")
+    progress: bool = True
+    tensorboard: bool = False
+    grad_clip: float | None = None
+    bucket_by_length: bool = Field(
+        True, description="batch sequences of similar length together (much less padding work)"
+    )
+
+
+class EvalConfig(_Section):
+    protocol: Literal["sampled", "full"] = Field("sampled", description="protocol for validation")
+    num_negatives: int = Field(100, gt=0)
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
+    max_users: int | None = None
+    seed: int = 2022
+    exclude_history: bool = True
+    batch_size: int = Field(1024, gt=0)
+
+    @field_validator("ks")
+    @classmethod
+    def _positive(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k <= 0 for k in ks):
+            raise ValueError("ks must be a non-empty list of positive integers")
+        return sorted(set(ks))
+
+
+class RunConfig(_Section):
+    seed: int = 42
+    output_dir: str = "runs"
+    name: str | None = Field(None, description="run folder name; default model-dataset-time")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    denoiser: DenoiserConfig = Field(default_factory=DenoiserConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------------- loading
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            section = _section_for(e["loc"][:-1])
+            valid = ", ".join(section.model_fields) if section is not None else "?"
+            lines.append(f"unknown key {loc!r} (valid keys here: {valid})")
+        else:
+            lines.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+    return f"invalid configuration in {source}: " + "; ".join(lines)
+
+
+def _section_for(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = RunConfig
+    for part in path:
+        field = model.model_fields.get(str(part))
+        ann = None if field is None else field.annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "configuration") -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings; values are parsed as YAML scalars/lists."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        key, value = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"override {item!r} has an empty key")
+        section = _section_for(tuple(parts[:-1]))
+        if section is None or parts[-1] not in section.model_fields:
+            where = ".".join(parts[:-1]) or "top level"
+            valid = ", ".join(section.model_fields) if section is not None else ""
+            hint = f" (valid keys in {where}: {valid})" if valid else ""
+            raise ConfigError(f"unknown configuration key {key!r}{hint}")
+        node = raw
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+        try:
+            node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from None
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    raw: dict[str, Any] = {}
+    source = "overrides"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    raw = apply_overrides(raw, overrides or [])
+    return config_from_dict(raw, source)
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+# ------------------------------------------------------------------------------ resolution
+def resolve(config: RunConfig, *, dataset_max_len: int, dataset_dropout: float) -> RunConfig:
+    """Replace ``"auto"`` values by the dataset's defaults (as in the SASRec paper)."""
+    out = config.model_copy(deep=True)
+    if out.data.max_len == "auto":
+        out.data.max_len = dataset_max_len
+    if out.model.dropout == "auto":
+        out.model.dropout = dataset_dropout
+    if out.model.hidden_size % out.model.num_heads:
+        raise ConfigError(
+            f"model.hidden_size ({out.model.hidden_size}) must be divisible by "
+            f"model.num_heads ({out.model.num_heads})"
+        )
+    if out.model.loss == "bce" and out.model.num_negatives < 1:
+        raise ConfigError("model.num_negatives must be >= 1 for the bce loss")
+    return out

@@ -1,0 +1,902 @@
+"""Readers for the interaction file formats used by sequential-recommendation papers.
+
+Every reader returns a :class:`pandas.DataFrame` with columns ``user`` (str) and ``item`` (str)
+and, when the format has them, ``timestamp`` (int64, unix seconds) and ``rating`` (float64). Rows
+are in file order. :func:`read_interactions` is the entry point; formats are registered in
+:data:`READERS`:
+
+``user-item``
+    ``user item`` per line, whitespace separated, integer ids (SASRec files such as
+    ``ml-1m.txt``). Chronological within a user; no timestamp.
+``user-sequence``
+    ``user item item ...``, one user per line (S3Rec files such as ``Beauty.txt``).
+``user-item-time``
+    ``user item unix_time`` per line, integer ids.
+``movielens``
+    MovieLens ``ratings.dat``: ``UserID::MovieID::Rating::Timestamp``.
+``amazon-json``
+    Amazon review dumps (2014 and 2018), one JSON object per line, optionally gzipped; keys
+    ``reviewerID``, ``asin``, ``unixReviewTime`` and (optional) ``overall``. The older "loose
+    JSON" 2014 files whose lines are Python dict literals are read too.
+``amazon-csv``
+    Amazon ratings-only CSV without header: ``user,item,rating,timestamp``.
+``steam``
+    ``steam_reviews.json.gz`` as published for SASRec: one Python dict literal per line with keys
+    ``username``, ``product_id`` and ``date`` (``YYYY-MM-DD``).
+``table``
+    Any CSV/TSV/Parquet file with a header, mapped through a :class:`ColumnMapping`.
+
+Bad input raises one :class:`~recdenoiser.errors.DataError` naming the file and the 1-based
+line. With ``skip_bad_lines=True`` bad lines are dropped, one warning gives their count and the
+first one, and ``df.attrs["skipped_lines"]`` holds the count. Large files are parsed with
+pandas' C parser; the slow line-by-line scan only runs when that fast path fails, to find the
+offending lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import io
+import json
+import logging
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from recdenoiser.errors import ConfigError, DataError
+from recdenoiser.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "READERS",
+    "ColumnMapping",
+    "ReadOptions",
+    "ReadResult",
+    "from_dataframe",
+    "read_interactions",
+]
+
+FieldKind = Literal["int", "float", "str"]
+
+#: Columns a reader may produce, in output order.
+OUTPUT_COLUMNS = ("user", "item", "timestamp", "rating")
+
+
+class ColumnMapping(BaseModel):
+    """Names of the source columns that hold each field of an interaction table.
+
+    Attributes:
+        user: column with user ids.
+        item: column with item ids.
+        timestamp: optional column with times: numeric unix seconds or parseable date strings.
+        rating: optional numeric rating column.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: str
+    item: str
+    timestamp: str | None = None
+    rating: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """Target field -> source column, for the fields that are set."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options passed to every reader."""
+
+    columns: ColumnMapping | None = None
+    sep: str | None = None
+    skip_bad_lines: bool = False
+
+
+@dataclass
+class ReadResult:
+    """What a reader returns: the good rows and the bad lines it found.
+
+    ``bad`` holds ``(line, reason)`` pairs, 1-based lines (or rows for Parquet, see
+    ``unit``). When the caller does not skip bad lines a reader may stop at the first one.
+    """
+
+    frame: pd.DataFrame
+    bad: list[tuple[int, str]] = field(default_factory=list)
+    unit: str = "line"
+
+
+Reader = Callable[[Path, ReadOptions], ReadResult]
+
+READERS: Registry[Reader] = Registry("data format")
+
+
+# ------------------------------------------------------------------------------ public API
+def read_interactions(
+    path: str | Path,
+    fmt: str,
+    *,
+    columns: ColumnMapping | Mapping[str, str | None] | None = None,
+    sep: str | None = None,
+    skip_bad_lines: bool = False,
+) -> pd.DataFrame:
+    """Read an interaction file into a ``user``/``item``[/``timestamp``][/``rating``] table.
+
+    Args:
+        path: the file (``.gz`` is decompressed transparently for the text formats).
+        fmt: a format name registered in :data:`READERS`.
+        columns: column mapping, required by (and only used by) the ``table`` format.
+        sep: field separator override for ``user-item``, ``user-item-time``, ``amazon-csv``
+            and ``table``.
+        skip_bad_lines: drop malformed lines (one counted warning) instead of raising.
+
+    Returns:
+        The interactions in file order. ``df.attrs`` holds ``skipped_lines``,
+        ``duplicate_rows``, ``source`` and ``format``.
+
+    Raises:
+        DataError: missing/empty/malformed file; the message names the file and line.
+        ConfigError: unknown format or options that the format does not take.
+    """
+    reader = READERS.get(fmt)
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path)
+    if path.is_dir():
+        raise DataError("is a directory, expected a file", path)
+    mapping = _coerce_mapping(columns)
+    if mapping is not None and fmt != "table":
+        raise ConfigError(f"'columns' is only used by the 'table' format, not {fmt!r}")
+    if sep is not None and fmt not in _SEP_FORMATS:
+        raise ConfigError(
+            f"'sep' is not used by the {fmt!r} format (only by {', '.join(_SEP_FORMATS)})"
+        )
+    if path.stat().st_size == 0:
+        raise DataError("file is empty", path)
+    options = ReadOptions(columns=mapping, sep=sep, skip_bad_lines=skip_bad_lines)
+    result = reader(path, options)
+    df = _finish(result, path, fmt, skip_bad_lines)
+    logger.debug("read %d interactions from %s (%s)", len(df), path, fmt)
+    return df
+
+
+def from_dataframe(
+    df: pd.DataFrame,
+    columns: ColumnMapping | Mapping[str, str | None],
+    *,
+    skip_bad_lines: bool = False,
+) -> pd.DataFrame:
+    """Normalise an in-memory table to the reader output schema.
+
+    Args:
+        df: any table holding at least the mapped user and item columns.
+        columns: which columns hold user, item and (optionally) timestamp and rating.
+        skip_bad_lines: drop rows with missing/unparseable values instead of raising.
+
+    Returns:
+        A new frame with columns ``user``, ``item`` and the optional fields that are mapped.
+
+    Raises:
+        DataError: missing columns (named, with those present listed) or bad values (the
+            message gives the 0-based row position).
+    """
+    mapping = _coerce_mapping(columns)
+    assert mapping is not None
+    if len(df) == 0:
+        raise DataError("table has no rows")
+    result = _normalise_table(df, mapping, path=None, line_of=None, skip=skip_bad_lines)
+    return _finish(result, None, "dataframe", skip_bad_lines)
+
+
+# ----------------------------------------------------------------------------- internals
+_SEP_FORMATS = ("user-item", "user-item-time", "amazon-csv", "table")
+_WHITESPACE = r"\s+"
+
+
+def _coerce_mapping(
+    columns: ColumnMapping | Mapping[str, str | None] | None,
+) -> ColumnMapping | None:
+    if columns is None or isinstance(columns, ColumnMapping):
+        return columns
+    try:
+        return ColumnMapping(**dict(columns))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid column mapping {dict(columns)!r}: {exc}") from None
+
+
+def _finish(result: ReadResult, path: Path | None, fmt: str, skip_bad_lines: bool) -> pd.DataFrame:
+    """Raise on or count bad lines, validate emptiness, count duplicates, set ``attrs``."""
+    where = path if path is not None else "<dataframe>"
+    bad = sorted(result.bad)
+    if bad and not skip_bad_lines:
+        line, reason = bad[0]
+        if result.unit == "line" and path is not None:
+            raise DataError(reason, path, line)
+        raise DataError(f"{result.unit} {line}: {reason}", path)
+    df = result.frame
+    if len(df) == 0:
+        if bad:
+            raise DataError(
+                f"no valid interactions: all {len(bad)} {result.unit}s are malformed "
+                f"(first at {result.unit} {bad[0][0]}: {bad[0][1]})",
+                path,
+            )
+        raise DataError("file has no interactions (only blank lines)", path)
+    if bad:
+        warnings.warn(
+            f"skipped {len(bad)} malformed {result.unit}s in {where} "
+            f"(first at {result.unit} {bad[0][0]}: {bad[0][1]})",
+            stacklevel=3,
+        )
+    df = df.reset_index(drop=True)
+    subset = [c for c in ("user", "item", "timestamp") if c in df.columns]
+    n_dup = int(df.duplicated(subset=subset).sum())
+    if n_dup:
+        warnings.warn(
+            f"{n_dup} duplicate rows (same {', '.join(subset)}) in {where}; kept "
+            "(use drop_duplicates=True in preprocessing to remove them)",
+            stacklevel=3,
+        )
+    df.attrs["skipped_lines"] = len(bad)
+    df.attrs["duplicate_rows"] = n_dup
+    df.attrs["source"] = None if path is None else str(path)
+    df.attrs["format"] = fmt
+    return df
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _read_bytes(path: Path) -> bytes:
+    if _is_gzip(path):
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        except (OSError, EOFError) as exc:
+            raise DataError(f"cannot decompress gzip file ({exc})", path) from None
+    return path.read_bytes()
+
+
+def _iter_lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Yield ``(line_number, text)``; ``text`` is None for a line that is not valid UTF-8."""
+    fh: Any = gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # noqa: SIM115
+    with fh:
+        try:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield number, None
+        except (OSError, EOFError) as exc:
+            raise DataError(f"cannot read file ({exc})", path) from None
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _convert(token: str, kind: FieldKind) -> int | float | str:
+    """Parse one field; raises ValueError with a readable message."""
+    if kind == "int":
+        try:
+            value_int = int(token)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {token!r}") from None
+        if not _INT64_MIN <= value_int <= _INT64_MAX:
+            raise ValueError(f"integer out of the 64-bit range: {token!r}")
+        return value_int
+    if kind == "float":
+        try:
+            value = float(token)
+        except ValueError:
+            raise ValueError(f"expected a number, got {token!r}") from None
+        if math.isnan(value):
+            raise ValueError(f"expected a number, got {token!r}")
+        return value
+    if token == "":
+        raise ValueError("empty field")
+    return token
+
+
+_DTYPES: dict[FieldKind, Any] = {"int": np.int64, "float": np.float64, "str": str}
+
+
+@dataclass(frozen=True)
+class _FixedLayout:
+    """A delimited text format with a fixed number of typed fields per line."""
+
+    names: tuple[str, ...]
+    kinds: tuple[FieldKind, ...]
+    field_names: tuple[str, ...]  # for error messages
+
+
+def _frame_from_columns(layout: _FixedLayout, cols: list[Any]) -> pd.DataFrame:
+    data: dict[str, Any] = {}
+    for name, kind, values in zip(layout.names, layout.kinds, cols, strict=True):
+        data[name] = pd.Series(np.asarray(values, dtype=_DTYPES[kind]))
+    df = pd.DataFrame(data)
+    return _canonical(df)
+
+
+def _canonical(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns in canonical order with canonical dtypes."""
+    out = pd.DataFrame(
+        {
+            "user": df["user"].astype(str),
+            "item": df["item"].astype(str),
+        }
+    )
+    if "timestamp" in df.columns:
+        out["timestamp"] = df["timestamp"].to_numpy(dtype=np.int64)
+    if "rating" in df.columns:
+        out["rating"] = df["rating"].to_numpy(dtype=np.float64)
+    return out
+
+
+def _read_fixed(
+    path: Path,
+    layout: _FixedLayout,
+    sep: str,
+    options: ReadOptions,
+    *,
+    preprocess: Callable[[bytes], bytes] | None = None,
+    split: Callable[[str], list[str]] | None = None,
+) -> ReadResult:
+    """Fast C-parser read of a fixed-width delimited file; line scan when it fails."""
+    n = len(layout.names)
+    try:
+        source: Any = path
+        if preprocess is not None:
+            source = io.BytesIO(preprocess(_read_bytes(path)))
+        df = pd.read_csv(
+            source,
+            sep=sep,
+            header=None,
+            dtype={i: _DTYPES[k] for i, k in enumerate(layout.kinds)},
+            engine="c",
+            compression="infer" if preprocess is None else None,
+            skip_blank_lines=True,
+            quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
+            na_filter=True,
+            keep_default_na=False,
+            na_values=[""],
+        )
+        if df.shape[1] == n and not df.isna().to_numpy().any():
+            df.columns = list(layout.names)
+            return ReadResult(_canonical(df))
+        logger.debug("fast parse of %s found a bad shape; scanning lines", path)
+    except pd.errors.EmptyDataError:
+        return ReadResult(_canonical(pd.DataFrame({name: [] for name in layout.names})))
+    except (ValueError, OverflowError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        logger.debug("fast parse of %s failed (%s); scanning lines", path, exc)
+    return _scan_fixed(path, layout, sep, options, split)
+
+
+def _scan_fixed(
+    path: Path,
+    layout: _FixedLayout,
+    sep: str,
+    options: ReadOptions,
+    split: Callable[[str], list[str]] | None,
+) -> ReadResult:
+    n = len(layout.names)
+    if split is None:
+        if sep == _WHITESPACE:
+
+            def split(s: str) -> list[str]:
+                return s.split()
+
+        elif sep == ",":
+
+            def split(s: str) -> list[str]:
+                return next(csv.reader([s]))
+
+        else:
+
+            def split(s: str) -> list[str]:
+                return s.rstrip("\r\n").split(sep)
+
+    cols: list[list[Any]] = [[] for _ in range(n)]
+    bad: list[tuple[int, str]] = []
+    expected = ", ".join(layout.field_names)
+    for number, text in _iter_lines(path):
+        if text is None:
+            bad.append((number, "line is not valid UTF-8"))
+        elif text.strip():
+            parts = split(text.rstrip("\r\n"))
+            if len(parts) != n:
+                bad.append(
+                    (
+                        number,
+                        f"expected {n} fields ({expected}), found {len(parts)}: {text.strip()!r}",
+                    )
+                )
+            else:
+                try:
+                    values = [
+                        _convert(p.strip() if k != "str" else p, k)
+                        for p, k in zip(parts, layout.kinds, strict=True)
+                    ]
+                except ValueError as exc:
+                    bad.append((number, f"{exc} in {text.strip()!r}"))
+                else:
+                    for col, value in zip(cols, values, strict=True):
+                        col.append(value)
+                    continue
+        else:
+            continue
+        if not options.skip_bad_lines:
+            break
+    return ReadResult(_frame_from_columns(layout, cols), bad)
+
+
+# --------------------------------------------------------------------------- formats
+_USER_ITEM = _FixedLayout(("user", "item"), ("int", "int"), ("user", "item"))
+_USER_ITEM_TIME = _FixedLayout(
+    ("user", "item", "timestamp"), ("int", "int", "int"), ("user", "item", "unix_time")
+)
+_MOVIELENS = _FixedLayout(
+    ("user", "item", "rating", "timestamp"),
+    ("int", "int", "float", "int"),
+    ("UserID", "MovieID", "Rating", "Timestamp"),
+)
+_AMAZON_CSV = _FixedLayout(
+    ("user", "item", "rating", "timestamp"),
+    ("str", "str", "float", "int"),
+    ("user", "item", "rating", "timestamp"),
+)
+
+
+@READERS.register("user-item")
+def _read_user_item(path: Path, options: ReadOptions) -> ReadResult:
+    return _read_fixed(path, _USER_ITEM, options.sep or _WHITESPACE, options)
+
+
+@READERS.register("user-item-time")
+def _read_user_item_time(path: Path, options: ReadOptions) -> ReadResult:
+    return _read_fixed(path, _USER_ITEM_TIME, options.sep or _WHITESPACE, options)
+
+
+@READERS.register("movielens")
+def _read_movielens(path: Path, options: ReadOptions) -> ReadResult:
+    return _read_fixed(
+        path,
+        _MOVIELENS,
+        "\t",
+        options,
+        preprocess=lambda data: data.replace(b"::", b"\t"),
+        split=lambda s: s.split("::"),
+    )
+
+
+@READERS.register("amazon-csv")
+def _read_amazon_csv(path: Path, options: ReadOptions) -> ReadResult:
+    return _read_fixed(path, _AMAZON_CSV, options.sep or ",", options)
+
+
+@READERS.register("user-sequence")
+def _read_user_sequence(path: Path, options: ReadOptions) -> ReadResult:
+    users: list[str] = []
+    items: list[str] = []
+    bad: list[tuple[int, str]] = []
+    for number, text in _iter_lines(path):
+        if text is None:
+            bad.append((number, "line is not valid UTF-8"))
+        else:
+            parts = text.split()
+            if not parts:
+                continue
+            if len(parts) >= 2:
+                users.extend([parts[0]] * (len(parts) - 1))
+                items.extend(parts[1:])
+                continue
+            bad.append((number, f"expected a user followed by at least one item: {text.strip()!r}"))
+        if not options.skip_bad_lines:
+            break
+    frame = pd.DataFrame({"user": pd.Series(users, dtype=str), "item": pd.Series(items, dtype=str)})
+    return ReadResult(frame, bad)
+
+
+def _parse_record(text: str, prefer_literal: bool) -> tuple[Any, bool]:
+    """Parse a JSON line or a Python dict literal; returns (object, used_literal)."""
+    order = (True, False) if prefer_literal else (False, True)
+    for literal in order:
+        try:
+            if literal:
+                return ast.literal_eval(text), True
+            return json.loads(text), False
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            continue
+    raise ValueError("unreadable JSON (neither a JSON object nor a Python dict literal)")
+
+
+def _scan_records(
+    path: Path,
+    options: ReadOptions,
+    extract: Callable[[dict[str, Any]], tuple[Any, ...]],
+    names: tuple[str, ...],
+    fast: Callable[[str], tuple[Any, ...] | None] | None = None,
+) -> tuple[dict[str, list[Any]], list[int], list[tuple[int, str]]]:
+    """Line-by-line record reader shared by the JSON-like formats."""
+    cols: dict[str, list[Any]] = {name: [] for name in names}
+    lines: list[int] = []
+    bad: list[tuple[int, str]] = []
+    prefer_literal = False
+    for number, text in _iter_lines(path):
+        if text is None:
+            bad.append((number, "line is not valid UTF-8"))
+        elif text.strip():
+            try:
+                values = fast(text) if fast is not None else None
+                if values is None:
+                    record, prefer_literal = _parse_record(text.strip(), prefer_literal)
+                    if not isinstance(record, dict):
+                        raise ValueError(f"expected an object, got {type(record).__name__}")
+                    values = extract(record)
+            except (ValueError, KeyError, TypeError) as exc:
+                reason = str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}"
+                bad.append((number, reason))
+            else:
+                for name, value in zip(names, values, strict=True):
+                    cols[name].append(value)
+                lines.append(number)
+                continue
+        else:
+            continue
+        if not options.skip_bad_lines:
+            break
+    return cols, lines, bad
+
+
+def _as_int(value: Any, key: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError(f"{key}: expected an integer, got {value!r}") from None
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}: expected an integer, got {value!r}")
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{key}: integer out of the 64-bit range: {value!r}")
+    return value
+
+
+def _as_float(value: Any, key: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key}: expected a number, got {value!r}") from None
+    if math.isnan(out):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    return out
+
+
+def _as_id(value: Any, key: str) -> str:
+    if value is None or isinstance(value, (dict, list, bool)):
+        raise ValueError(f"{key}: expected an id, got {value!r}")
+    text = str(value)
+    if not text.strip():
+        raise ValueError(f"{key}: empty id")
+    return text
+
+
+@READERS.register("amazon-json")
+def _read_amazon_json(path: Path, options: ReadOptions) -> ReadResult:
+    def extract(rec: dict[str, Any]) -> tuple[Any, ...]:
+        missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in rec]
+        if missing:
+            raise ValueError(f"missing key(s) {', '.join(missing)}; keys present: {sorted(rec)}")
+        rating = _as_float(rec["overall"], "overall") if "overall" in rec else math.nan
+        return (
+            _as_id(rec["reviewerID"], "reviewerID"),
+            _as_id(rec["asin"], "asin"),
+            _as_int(rec["unixReviewTime"], "unixReviewTime"),
+            rating,
+        )
+
+    names = ("user", "item", "timestamp", "rating")
+    cols, _, bad = _scan_records(path, options, extract, names)
+    frame = pd.DataFrame(
+        {
+            "user": pd.Series(cols["user"], dtype=str),
+            "item": pd.Series(cols["item"], dtype=str),
+            "timestamp": np.asarray(cols["timestamp"], dtype=np.int64),
+            "rating": np.asarray(cols["rating"], dtype=np.float64),
+        }
+    )
+    if frame["rating"].isna().all():
+        frame = frame.drop(columns="rating")
+    return ReadResult(frame, bad)
+
+
+_STR_LIT = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+_STEAM_KEYS = {
+    key: re.compile(rf"'{key}': {_STR_LIT}") for key in ("username", "product_id", "date")
+}
+
+
+def _steam_fast(text: str) -> tuple[Any, ...] | None:
+    """Extract the three fields with regexes (much faster than literal_eval on long reviews).
+
+    Returns None (full parse) when any key is not found as a plain string value. The keys come
+    before the free-text ``text`` field in the published file, so the first match is the key.
+    """
+    if not text.lstrip().startswith("{"):
+        return None
+    values = []
+    for key, pattern in _STEAM_KEYS.items():
+        m = pattern.search(text)
+        if m is None:
+            return None
+        try:
+            value = ast.literal_eval(m.group(1))
+        except (ValueError, SyntaxError):
+            return None
+        if key != "date" and not str(value).strip():
+            raise ValueError(f"{key}: empty id")
+        values.append(value)
+    return tuple(values)
+
+
+@READERS.register("steam")
+def _read_steam(path: Path, options: ReadOptions) -> ReadResult:
+    def extract(rec: dict[str, Any]) -> tuple[Any, ...]:
+        missing = [k for k in ("username", "product_id", "date") if k not in rec]
+        if missing:
+            raise ValueError(f"missing key(s) {', '.join(missing)}; keys present: {sorted(rec)}")
+        date = rec["date"]
+        if not isinstance(date, str):
+            raise ValueError(f"date: expected 'YYYY-MM-DD', got {date!r}")
+        return _as_id(rec["username"], "username"), _as_id(rec["product_id"], "product_id"), date
+
+    names = ("user", "item", "date")
+    cols, lines, bad = _scan_records(path, options, extract, names, fast=_steam_fast)
+    dates = pd.to_datetime(
+        pd.Series(cols["date"], dtype=object), format="%Y-%m-%d", errors="coerce"
+    )
+    invalid = dates.isna().to_numpy()
+    if invalid.any():
+        for i in np.flatnonzero(invalid):
+            bad.append((lines[i], f"date: expected 'YYYY-MM-DD', got {cols['date'][i]!r}"))
+    keep = ~invalid
+    frame = pd.DataFrame(
+        {
+            "user": pd.Series(cols["user"], dtype=str)[keep],
+            "item": pd.Series(cols["item"], dtype=str)[keep],
+            "timestamp": _to_unix_seconds(dates[keep]),
+        }
+    )
+    return ReadResult(frame.reset_index(drop=True), bad)
+
+
+def _to_unix_seconds(dates: pd.Series) -> np.ndarray:
+    if isinstance(dates.dtype, pd.DatetimeTZDtype):
+        dates = dates.dt.tz_convert("UTC").dt.tz_localize(None)
+    delta = dates - pd.Timestamp("1970-01-01")
+    return (delta // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------- table
+@READERS.register("table")
+def _read_table(path: Path, options: ReadOptions) -> ReadResult:
+    mapping = options.columns
+    if mapping is None:
+        raise ConfigError(
+            "the 'table' format needs a column mapping (columns=ColumnMapping(user=..., item=...))"
+        )
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read Parquet file ({exc})", path) from None
+        if len(df) == 0:
+            raise DataError("table has no rows", path)
+        return _normalise_table(df, mapping, path, None, options.skip_bad_lines)
+    sep = options.sep
+    if sep is None:
+        plain = suffixes[:-1] if suffixes and suffixes[-1] == ".gz" else suffixes
+        sep = "\t" if plain and plain[-1] in (".tsv", ".tab") else ","
+    wanted = set(mapping.as_dict().values())
+    try:
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            engine="c",
+            dtype={c: str for c in wanted},
+            compression="infer",
+            skip_blank_lines=True,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except pd.errors.EmptyDataError:
+        raise DataError("file is empty", path) from None
+    except pd.errors.ParserError as exc:
+        line = _parser_error_line(exc)
+        if line is None or not options.skip_bad_lines:
+            raise DataError(f"malformed table ({_first_line(exc)})", path, line) from None
+        return _read_table_skipping(path, sep, mapping, options)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read table ({_first_line(exc)})", path) from None
+    if len(df) == 0:
+        raise DataError("table has a header but no rows", path)
+
+    cached: list[list[int]] = []
+
+    def line_of(row: int) -> int:
+        if not cached:
+            cached.append(_data_lines(path, set()))
+        return cached[0][row]
+
+    return _normalise_table(df, mapping, path, line_of, options.skip_bad_lines)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _parser_error_line(exc: BaseException) -> int | None:
+    m = re.search(r"line (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def _read_table_skipping(
+    path: Path, sep: str, mapping: ColumnMapping, options: ReadOptions
+) -> ReadResult:
+    """Slow path: find rows with the wrong number of fields, then read without them."""
+    bad: list[tuple[int, str]] = []
+    n_fields: int | None = None
+    bad_lines: set[int] = set()
+    for number, text in _iter_lines(path):
+        if text is None:
+            bad.append((number, "line is not valid UTF-8"))
+            bad_lines.add(number)
+            continue
+        if not text.strip():
+            continue
+        parts = next(csv.reader([text.rstrip("\r\n")], delimiter=sep))
+        if n_fields is None:
+            n_fields = len(parts)
+        elif len(parts) != n_fields:
+            bad.append((number, f"expected {n_fields} fields, found {len(parts)}"))
+            bad_lines.add(number)
+    wanted = set(mapping.as_dict().values())
+    df = pd.read_csv(
+        path,
+        sep=sep,
+        engine="c",
+        dtype={c: str for c in wanted},
+        compression="infer",
+        skiprows=lambda i: (i + 1) in bad_lines,
+        keep_default_na=False,
+        na_values=[""],
+    )
+    lines = _data_lines(path, bad_lines)
+    result = _normalise_table(df, mapping, path, lines.__getitem__, True)
+    result.bad.extend(bad)
+    return result
+
+
+def _data_lines(path: Path, skip: set[int]) -> list[int]:
+    """File line numbers of the data rows of a CSV file (after the header, no blank lines)."""
+    lines: list[int] = []
+    header_seen = False
+    for number, text in _iter_lines(path):
+        if number in skip or (text is not None and not text.strip()):
+            continue
+        if not header_seen:
+            header_seen = True
+            continue
+        lines.append(number)
+    return lines
+
+
+def _normalise_table(
+    df: pd.DataFrame,
+    mapping: ColumnMapping,
+    path: Path | None,
+    line_of: Callable[[int], int] | None,
+    skip: bool,
+) -> ReadResult:
+    """Map, type-check and convert the columns of a table.
+
+    ``line_of`` maps a row position to its file line (CSV files; exact unless quoted fields
+    span lines); ``None`` reports 0-based row positions instead.
+    """
+    fields = mapping.as_dict()
+    missing = [src for src in fields.values() if src not in df.columns]
+    if missing:
+        present = ", ".join(map(str, df.columns))
+        raise DataError(f"missing column(s) {', '.join(missing)}; columns present: {present}", path)
+    n = len(df)
+    invalid = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
+
+    def flag(mask: np.ndarray, src: str, expected: str | None) -> None:
+        new = mask & ~invalid
+        for i in np.flatnonzero(new)[: None if skip else 1]:
+            if expected is None:
+                reasons[int(i)] = f"column {src!r}: missing id"
+            else:
+                reasons[int(i)] = f"column {src!r}: expected {expected}, got {df[src].iloc[i]!r}"
+        invalid[:] |= mask
+
+    out: dict[str, np.ndarray] = {}
+    for target in ("user", "item"):
+        src = fields[target]
+        col = df[src]
+        null = col.isna().to_numpy()
+        ids = col.astype(str).to_numpy(dtype=object)
+        empty = null | np.array([not str(v).strip() for v in ids], dtype=bool)
+        flag(empty, src, None)
+        out[target] = ids
+    if "rating" in fields:
+        src = fields["rating"]
+        values = pd.to_numeric(df[src], errors="coerce")
+        ratings = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        flag(np.isnan(ratings), src, "a number")
+        out["rating"] = ratings
+    if "timestamp" in fields:
+        src = fields["timestamp"]
+        seconds, bad_mask = _parse_times(df[src])
+        flag(bad_mask, src, "unix seconds or a date")
+        out["timestamp"] = seconds
+    unit = "line" if line_of is not None else "row"
+    bad = [
+        (line_of(i) if line_of is not None else i, reason) for i, reason in sorted(reasons.items())
+    ]
+    keep = ~invalid
+    frame = pd.DataFrame({k: v[keep] for k, v in out.items()})
+    frame = _canonical(frame) if len(frame) else _empty_like(frame)
+    return ReadResult(frame, bad, unit=unit)
+
+
+def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"user": pd.Series([], dtype=str), "item": pd.Series([], dtype=str)})
+    if "timestamp" in frame.columns:
+        out["timestamp"] = np.array([], dtype=np.int64)
+    if "rating" in frame.columns:
+        out["rating"] = np.array([], dtype=np.float64)
+    return out
+
+
+def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Unix seconds from a numeric or date column; returns (seconds, invalid mask)."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        bad = col.isna().to_numpy()
+        seconds = np.zeros(len(col), dtype=np.int64)
+        seconds[~bad] = _to_unix_seconds(col[~bad])
+        return seconds, bad
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        numeric = pd.to_numeric(col, errors="coerce")
+    else:
+        numeric = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
+        if not numeric.notna().any():
+            # no numeric value at all: a date column
+            dates = pd.to_datetime(col.astype(str), errors="coerce", format="mixed", utc=True)
+            bad = dates.isna().to_numpy()
+            seconds = np.zeros(len(col), dtype=np.int64)
+            if (~bad).any():
+                seconds[~bad] = _to_unix_seconds(dates[~bad])
+            return seconds, bad
+    values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    seconds = np.zeros(len(col), dtype=np.int64)
+    seconds[~bad] = np.floor(values[~bad]).astype(np.int64)
+    return seconds, bad

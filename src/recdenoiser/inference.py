@@ -1,0 +1,115 @@
+"""Next-item recommendations from a trained checkpoint, in raw ids.
+
+>>> rec = Recommender.from_checkpoint("runs/my-run")            # doctest: +SKIP
+>>> rec.recommend_users(["42"], k=10)                           # doctest: +SKIP
+>>> rec.recommend_history(["1193", "661", "914"], k=10)         # doctest: +SKIP
+
+A known user's history is their whole sequence in the training data (validation and test items
+included: at serving time everything observed is history). Items already in the history are
+excluded from the recommendations unless ``exclude_seen=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recdenoiser.data.dataset import PAD
+from recdenoiser.errors import RecDenoiserError, UnknownIdError
+from recdenoiser.models.batch import Batch, pad_left
+from recdenoiser.training.checkpoint import LoadedCheckpoint, load_checkpoint
+
+
+@dataclass
+class Recommendation:
+    query: str
+    items: list[str]
+    scores: list[float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"query": self.query, "items": self.items, "scores": self.scores}
+
+
+class Recommender:
+    def __init__(self, checkpoint: LoadedCheckpoint, device: str = "cpu"):
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model.to(device).eval()
+        self.dataset = checkpoint.dataset
+        self.max_len = int(checkpoint.config.data.max_len)
+        self.device = device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Recommender:
+        return cls(load_checkpoint(path, device=device), device=device)
+
+    def _top_k(
+        self, histories: list[np.ndarray], users: list[int], k: int, exclude_seen: bool
+    ) -> list[tuple[list[str], list[float]]]:
+        if k <= 0:
+            raise RecDenoiserError(f"k must be positive, got {k}")
+        batch = Batch(
+            item_seq=torch.from_numpy(pad_left(histories, self.max_len)).to(self.device),
+            users=torch.tensor(users, dtype=torch.long, device=self.device),
+        )
+        with torch.inference_mode():
+            scores = self.model.score_all(batch).float()
+        scores[:, PAD] = float("-inf")
+        if exclude_seen:
+            for row, hist in enumerate(histories):
+                scores[row, torch.from_numpy(hist).to(self.device)] = float("-inf")
+        k = min(k, int(torch.isfinite(scores).sum(1).min()))
+        top = torch.topk(scores, k, dim=1)
+        out = []
+        for vals, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            out.append(([str(self.dataset.item_ids[i]) for i in idx], [float(v) for v in vals]))
+        return out
+
+    def recommend_users(
+        self, raw_users: list[str], k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        unknown = [u for u in raw_users if not self._knows_user(u)]
+        if unknown:
+            raise UnknownIdError(
+                f"unknown user id(s) {', '.join(map(repr, unknown[:10]))}"
+                f"{' ...' if len(unknown) > 10 else ''} (the checkpoint knows "
+                f"{self.dataset.n_users} users)"
+            )
+        users = [self.dataset.user_index(u) for u in raw_users]
+        histories = [self.dataset.sequence(u) for u in users]
+        results = self._top_k(histories, users, k, exclude_seen)
+        return [
+            Recommendation(q, items, scores)
+            for q, (items, scores) in zip(raw_users, results, strict=True)
+        ]
+
+    def recommend_history(
+        self, raw_items: list[str], k: int = 10, exclude_seen: bool = True
+    ) -> Recommendation:
+        if not raw_items:
+            raise RecDenoiserError("the history is empty: give at least one item id")
+        unknown = [i for i in raw_items if not self._knows_item(i)]
+        if unknown:
+            raise UnknownIdError(
+                f"unknown item id(s) in the history: {', '.join(map(repr, unknown[:10]))}"
+                f"{' ...' if len(unknown) > 10 else ''}"
+            )
+        history = np.array([self.dataset.item_index(i) for i in raw_items], dtype=np.int64)
+        items, scores = self._top_k([history], [0], k, exclude_seen)[0]
+        return Recommendation(" ".join(raw_items), items, scores)
+
+    def _knows_user(self, raw: str) -> bool:
+        try:
+            self.dataset.user_index(raw)
+        except UnknownIdError:
+            return False
+        return True
+
+    def _knows_item(self, raw: str) -> bool:
+        try:
+            self.dataset.item_index(raw)
+        except UnknownIdError:
+            return False
+        return True

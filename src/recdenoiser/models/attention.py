@@ -1,0 +1,84 @@
+"""Multi-head self-attention with a hook for a multiplicative attention mask.
+
+The hook is what Rec-Denoiser plugs into: a ``keep`` tensor (values in [0, 1], shared by all
+heads) multiplies the attention weights *after* the softmax, without renormalising rows, as in
+the paper: ``M = softmax(QK^T / sqrt(d)) * Z``. With no ``keep`` tensor the fused
+``scaled_dot_product_attention`` kernel is used.
+
+Mask vocabulary: ``allowed`` is a bool tensor whose True means "this query may attend to this
+key" (the same meaning as a boolean ``attn_mask`` in PyTorch).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from recdenoiser.models.dropout import fast_dropout
+
+
+def attention_allowed(padding_mask: Tensor, causal: bool) -> Tensor:
+    """``[B, L]`` bool (True = real item) -> ``[B, L, L]`` bool, True where a query may attend.
+
+    Padding keys are never attended to. Every position may attend to itself so that a padding
+    query has at least one key (its output is discarded), which keeps the softmax finite.
+    """
+    length = padding_mask.shape[1]
+    allowed = padding_mask.unsqueeze(1).expand(-1, length, -1)
+    if causal:
+        allowed = (
+            allowed
+            & torch.ones(length, length, dtype=torch.bool, device=padding_mask.device).tril()
+        )
+    eye = torch.eye(length, dtype=torch.bool, device=padding_mask.device)
+    return allowed | eye
+
+
+class MultiHeadSelfAttention(nn.Module):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, fused: bool = True):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError("hidden_size must be divisible by num_heads")
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.dropout = dropout
+        self.fused = fused
+
+    def forward(self, x: Tensor, allowed: Tensor, keep: Tensor | None = None) -> Tensor:
+        """Self-attention over ``x``.
+
+        Args:
+            x: ``[B, L, d]`` hidden states.
+            allowed: ``[B, L, L]`` bool, True where query i may attend to key j.
+            keep: optional ``[B or 1, L, L]`` multiplicative mask applied after the softmax.
+
+        Returns:
+            ``[B, L, d]``.
+        """
+        b, length, d = x.shape
+        # [B, L, 3d] -> 3 x [B, H, L, d_h]
+        q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        p_drop = self.dropout if self.training else 0.0
+        if keep is None and self.fused and (p_drop == 0.0 or q.is_cuda):
+            ctx = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p_drop
+            )
+        else:
+            ctx = self.explicit(q, k, v, allowed, keep, p_drop)
+        return self.out(ctx.transpose(1, 2).reshape(b, length, d))
+
+    def explicit(
+        self, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, keep: Tensor | None, p_drop: float
+    ) -> Tensor:
+        """Reference path: ``softmax(QK^T/sqrt(d_h))``, masked, times ``keep``, dropout, ``@ V``."""
+        scores = q @ k.transpose(-2, -1) / (self.head_dim**0.5)  # [B, H, L, L]
+        scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
+        weights = scores.softmax(dim=-1)
+        if keep is not None:
+            weights = weights * keep.unsqueeze(1).to(weights.dtype)  # shared by all heads
+        weights = fast_dropout(weights, p_drop, p_drop > 0)
+        return weights @ v

@@ -1,0 +1,142 @@
+"""Base classes shared by every sequential recommender.
+
+A :class:`SequentialRecommender` maps a :class:`~recdenoiser.models.batch.Batch` to hidden
+states, scores items against the shared item table, and returns per-sequence training losses.
+:class:`SelfAttentiveRecommender` composes embedding + attention blocks + head; backbones such as
+SASRec differ only in the parts they pass in. Rec-Denoiser attaches through
+:attr:`SelfAttentiveRecommender.mask_provider` (attention masks) and
+:attr:`TransformerEncoder.record_io` (block Jacobians), never by copying a model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from torch import Tensor, nn
+
+from recdenoiser.config import ModelConfig
+from recdenoiser.data.dataset import PAD
+from recdenoiser.models.attention import attention_allowed
+from recdenoiser.models.batch import Batch
+from recdenoiser.models.blocks import TransformerBlock, TransformerEncoder
+from recdenoiser.models.embedding import SequenceEmbedding, gather_rows
+from recdenoiser.models.losses import LOSSES, NEEDS_NEGATIVES
+from recdenoiser.registry import Registry
+
+
+class MaskProvider(Protocol):
+    """Produces one multiplicative attention mask per layer (or None to leave a layer as is)."""
+
+    def __call__(self, embedded: Tensor, allowed: Tensor) -> list[Tensor | None]: ...
+
+
+class SequentialRecommender(nn.Module):
+    """Interface of every model: encode a batch, score items, compute per-sequence losses."""
+
+    #: whether sequences are read left-to-right only (causal) or in both directions
+    causal: ClassVar[bool] = True
+
+    def __init__(self, n_items: int, max_len: int, config: ModelConfig):
+        super().__init__()
+        self.n_items = n_items
+        self.max_len = max_len
+        self.config = config
+
+    # subclasses implement these two
+    def encode(self, batch: Batch) -> Tensor:
+        """``[B, L, d]`` hidden state at every position."""
+        raise NotImplementedError
+
+    def item_table(self) -> Tensor:
+        """``[n_items + 1, d]`` output item vectors (row PAD is unused)."""
+        raise NotImplementedError
+
+    # shared behaviour
+    @property
+    def needs_negatives(self) -> bool:
+        return NEEDS_NEGATIVES[self.config.loss]
+
+    def sequence_loss(self, batch: Batch) -> Tensor:
+        """``[B]`` per-sequence losses summing to the batch's mean next-item loss."""
+        if batch.pos_items is None:
+            raise ValueError("training batches need pos_items")
+        hidden = self.encode(batch)
+        return LOSSES.get(self.config.loss)(
+            hidden, self.item_table(), batch.pos_items, batch.neg_items
+        )
+
+    def user_vector(self, batch: Batch) -> Tensor:
+        """``[B, d]`` representation used to score the next item (last position)."""
+        return self.encode(batch)[:, -1, :]
+
+    def score_candidates(self, batch: Batch, candidates: Tensor) -> Tensor:
+        """``[B, C]`` scores of candidate items ``[B, C]``."""
+        user = self.user_vector(batch)
+        return (user.unsqueeze(1) * gather_rows(self.item_table(), candidates)).sum(-1)
+
+    def score_all(self, batch: Batch) -> Tensor:
+        """``[B, n_items + 1]`` scores of every item (column PAD is meaningless)."""
+        return self.user_vector(batch) @ self.item_table().T
+
+
+class SelfAttentiveRecommender(SequentialRecommender):
+    """Embedding -> Transformer blocks -> dot product with the (shared) item embedding table."""
+
+    def __init__(self, n_items: int, max_len: int, config: ModelConfig):
+        super().__init__(n_items, max_len, config)
+        dropout = float(config.dropout)  # resolved from "auto" before models are built
+        d = config.hidden_size
+        self.embedding = SequenceEmbedding(n_items, d, max_len, dropout)
+        blocks = [
+            TransformerBlock(
+                d,
+                config.num_heads,
+                dropout,
+                norm=config.norm,
+                activation=config.activation,
+                fused_attention=config.fused_attention,
+            )
+            for _ in range(config.num_blocks)
+        ]
+        self.encoder = TransformerEncoder(blocks, d, final_norm=config.norm == "pre")
+        self.mask_provider: MaskProvider | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-normal weights (as the reference SASRec code), zero biases, PAD rows zero."""
+        for name, param in self.named_parameters():
+            if param.dim() >= 2:
+                if self.config.init_std is None:
+                    nn.init.xavier_normal_(param)
+                else:
+                    nn.init.normal_(param, std=self.config.init_std)
+            elif name.endswith("bias"):
+                nn.init.zeros_(param)
+        self.embedding.reset_padding()
+
+    def embed(self, batch: Batch) -> Tensor:
+        return self.embedding(batch.item_seq, batch.padding_mask)
+
+    def encode(self, batch: Batch) -> Tensor:
+        padding_mask = batch.padding_mask
+        allowed = attention_allowed(padding_mask, causal=self.causal)
+        x = self.embed(batch)
+        keep = None if self.mask_provider is None else self.mask_provider(x, allowed)
+        valid = padding_mask.unsqueeze(-1).to(x.dtype)
+        return self.encoder(x, allowed, valid, keep)
+
+    def item_table(self) -> Tensor:
+        return self.embedding.items.weight
+
+
+MODELS: Registry[type[SequentialRecommender]] = Registry("model")
+
+
+def build_model(
+    config: ModelConfig, n_items: int, max_len: int, **extra: Any
+) -> SequentialRecommender:
+    cls = MODELS.get(config.name)
+    return cls(n_items, max_len, config, **extra)
+
+
+__all__ = ["MODELS", "PAD", "MaskProvider", "SelfAttentiveRecommender", "SequentialRecommender"]

@@ -1,0 +1,89 @@
+"""Transformer blocks and the encoder stack shared by the self-attentive backbones."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from recdenoiser.models.attention import MultiHeadSelfAttention
+from recdenoiser.models.dropout import Dropout
+
+
+class FeedForward(nn.Module):
+    """Point-wise two-layer feed-forward network (width ``d -> d -> d`` as in SASRec by default)."""
+
+    def __init__(self, hidden_size: int, inner_size: int, dropout: float, activation: str):
+        super().__init__()
+        act: nn.Module = nn.GELU() if activation == "gelu" else nn.ReLU()
+        self.net = nn.Sequential(
+            nn.Linear(hidden_size, inner_size),
+            act,
+            Dropout(dropout),
+            nn.Linear(inner_size, hidden_size),
+            Dropout(dropout),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class TransformerBlock(nn.Module):
+    """Self-attention + feed-forward with residuals and LayerNorm.
+
+    ``norm="pre"``: ``x + Attn(LN(x))`` then ``x + FFN(LN(x))``.
+    ``norm="post"``: ``LN(x + Attn(x))`` then ``LN(x + FFN(x))``.
+    Outputs at padding positions are zeroed so they cannot leak into anything downstream.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        dropout: float,
+        norm: str = "pre",
+        activation: str = "relu",
+        inner_size: int | None = None,
+        fused_attention: bool = True,
+    ):
+        super().__init__()
+        self.pre_norm = norm == "pre"
+        self.attention = MultiHeadSelfAttention(hidden_size, num_heads, dropout, fused_attention)
+        self.attn_dropout = Dropout(dropout)
+        self.feed_forward = FeedForward(hidden_size, inner_size or hidden_size, dropout, activation)
+        self.norm1 = nn.LayerNorm(hidden_size, eps=1e-8)
+        self.norm2 = nn.LayerNorm(hidden_size, eps=1e-8)
+
+    def forward(
+        self, x: Tensor, allowed: Tensor, valid: Tensor, keep: Tensor | None = None
+    ) -> Tensor:
+        """``[B, L, d]`` -> ``[B, L, d]``; ``valid`` is ``[B, L, 1]`` (1 = real item, 0 = PAD)."""
+        if self.pre_norm:
+            x = x + self.attn_dropout(self.attention(self.norm1(x), allowed, keep))
+            x = x + self.feed_forward(self.norm2(x))
+        else:
+            x = self.norm1(x + self.attn_dropout(self.attention(x, allowed, keep)))
+            x = self.norm2(x + self.feed_forward(x))
+        return x * valid
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of blocks; records each block's input and output when asked (for Jacobians)."""
+
+    def __init__(self, blocks: list[TransformerBlock], hidden_size: int, final_norm: bool):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.final_norm: nn.Module = (
+            nn.LayerNorm(hidden_size, eps=1e-8) if final_norm else nn.Identity()
+        )
+        self.record_io = False
+        self.block_io: list[tuple[Tensor, Tensor]] = []
+
+    def forward(
+        self, x: Tensor, allowed: Tensor, valid: Tensor, keep: list[Tensor | None] | None = None
+    ) -> Tensor:
+        self.block_io = []
+        for layer, block in enumerate(self.blocks):
+            out = block(x, allowed, valid, None if keep is None else keep[layer])
+            if self.record_io:
+                self.block_io.append((x, out))
+            x = out
+        return self.final_norm(x) * valid

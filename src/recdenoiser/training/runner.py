@@ -1,0 +1,309 @@
+"""``train(config)``: data -> model -> Lightning fit -> best checkpoint -> test evaluation.
+
+Each run writes into its own directory::
+
+    RUN/config.yaml          resolved configuration (only concrete values)
+    RUN/run.log              the run's log (command, config, data statistics, versions, device)
+    RUN/metrics.csv          Lightning CSV log (training loss per epoch, validation metrics)
+    RUN/validation.csv       validation metrics at every validation
+    RUN/checkpoints/best.pt  best model on validation (self-contained, see checkpoint.py)
+    RUN/checkpoints/last.ckpt Lightning state for ``--resume``
+    RUN/results.json         validation and test metrics of the best model, both protocols
+    RUN/per_user/*.csv       per-user test metrics (for paired significance tests)
+    RUN/noise.npz            injected-noise ground truth, when data.noise_ratio > 0
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from recdenoiser import __version__
+from recdenoiser.config import RunConfig, dump_config, resolve
+from recdenoiser.data import LeaveOneOutSplit, inject_noise, load_dataset
+from recdenoiser.data.dataset import SequenceDataset
+from recdenoiser.evaluation import EvalResult, evaluate, save_per_user
+from recdenoiser.models.base import SequentialRecommender
+from recdenoiser.training.build import build_objective, build_recommender
+from recdenoiser.training.callbacks import ValidateAndKeepBest, write_history
+from recdenoiser.training.checkpoint import load_checkpoint, save_checkpoint
+from recdenoiser.training.data import TrainingSequences
+from recdenoiser.training.module import RecommenderModule
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("sampled", "full")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: RunConfig
+    results: dict[str, Any]
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from recdenoiser.errors import ConfigError
+
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    return name
+
+
+def dataset_defaults(name: str) -> tuple[int, float]:
+    """(max_len, dropout) as in the SASRec paper: ML-1M 200 / 0.2, sparser data 50 / 0.5."""
+    from recdenoiser.data import DATASETS
+
+    if name in DATASETS:
+        info = DATASETS.get(name)
+        max_len = int(getattr(info, "max_len", 50))
+    else:
+        max_len = 50
+    dropout = 0.2 if max_len >= 200 else 0.5
+    return max_len, dropout
+
+
+def load_split(config: RunConfig) -> tuple[SequenceDataset, LeaveOneOutSplit, Any]:
+    data = config.data
+    kwargs: dict[str, Any] = {}
+    if data.k_core != "auto":
+        kwargs["k_core"] = data.k_core
+    dataset = load_dataset(
+        data.dataset,
+        data_dir=data.data_dir,
+        fmt=data.format,
+        min_rating=data.min_rating,
+        skip_bad_lines=data.skip_bad_lines,
+        drop_duplicates=data.drop_duplicates,
+        download=data.download,
+        **kwargs,
+    )
+    split = LeaveOneOutSplit.from_dataset(dataset)
+    noise = None
+    if data.noise_ratio > 0:
+        split, noise = inject_noise(split, data.noise_ratio, data.noise_seed)
+    return dataset, split, noise
+
+
+def make_run_dir(config: RunConfig) -> Path:
+    name = config.name or (
+        f"{config.model.name}{'-denoiser' if config.denoiser.enabled else ''}-"
+        f"{Path(config.data.dataset).stem}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    run_dir = Path(config.output_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def environment_info(device: str) -> dict[str, Any]:
+    return {
+        "recdenoiser": __version__,
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "command": " ".join(sys.argv),
+    }
+
+
+def evaluate_model(
+    model: SequentialRecommender,
+    split: LeaveOneOutSplit,
+    config: RunConfig,
+    *,
+    stage: str,
+    protocol: str,
+    device: str,
+) -> EvalResult:
+    ev = config.eval
+    return evaluate(
+        model,
+        split,
+        stage=stage,  # type: ignore[arg-type]
+        protocol=protocol,  # type: ignore[arg-type]
+        max_len=int(config.data.max_len),
+        num_negatives=ev.num_negatives,
+        ks=tuple(ev.ks),
+        seed=ev.seed,
+        max_users=ev.max_users,
+        exclude_history=ev.exclude_history,
+        batch_size=ev.batch_size,
+        device=device,
+    )
+
+
+def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
+    """Train and evaluate one model; returns the run directory and its results."""
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    device = pick_device(config.train.device)
+    started = time.perf_counter()
+    dataset, split, noise = load_split(config)
+    max_len, dropout = dataset_defaults(config.data.dataset)
+    config = resolve(config, dataset_max_len=max_len, dataset_dropout=dropout)
+
+    run_dir = Path(resume).parent.parent if resume else make_run_dir(config)
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("recdenoiser")
+    root.addHandler(handler)
+    try:
+        return _train_in(run_dir, config, dataset, split, noise, device, started, resume)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _train_in(
+    run_dir: Path,
+    config: RunConfig,
+    dataset: SequenceDataset,
+    split: LeaveOneOutSplit,
+    noise: Any,
+    device: str,
+    started: float,
+    resume: str | Path | None,
+) -> RunResult:
+    env = environment_info(device)
+    (run_dir / "config.yaml").write_text(dump_config(config))
+    logger.info("run directory: %s", run_dir)
+    logger.info("environment: %s", json.dumps(env))
+    logger.info("resolved config:\n%s", dump_config(config))
+    stats = dataset.stats()
+    logger.info(
+        "dataset %s: %d users, %d items, %d interactions, avg length %.2f, density %.5f; "
+        "%d users too short to evaluate (train only)",
+        dataset.name,
+        stats["users"],
+        stats["items"],
+        stats["interactions"],
+        stats["avg_length"],
+        stats["density"],
+        split.n_short_users,
+    )
+    if noise is not None:
+        np.savez(
+            run_dir / "noise.npz", replaced=noise.replaced, original_items=noise.original_items
+        )
+        logger.info(
+            "noise: replaced %d of %d training items (ratio %.3f, seed %d)",
+            int(noise.replaced.sum()),
+            len(noise.replaced),
+            noise.ratio,
+            noise.seed,
+        )
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model = build_recommender(config, dataset.n_items)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("model %s: %d parameters", type(model).__name__, n_params)
+    train_data = TrainingSequences(
+        split, int(config.data.max_len), config.model.num_negatives, model.needs_negatives
+    )
+    module = RecommenderModule(model, build_objective(config), config, train_data)
+
+    best_path = run_dir / "checkpoints" / "best.pt"
+
+    def validate() -> EvalResult:
+        return evaluate_model(
+            model, split, config, stage="valid", protocol=config.eval.protocol, device=device
+        )
+
+    def save_best(info: dict[str, Any]) -> None:
+        save_checkpoint(best_path, model, config, dataset, info)
+
+    keeper = ValidateAndKeepBest(
+        validate, save_best, config.train.eval_every, config.train.monitor, config.train.patience
+    )
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers: list[Any] = [CSVLogger(run_dir, name="", version="")]
+    if config.train.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+    last = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="last",
+        save_top_k=0,
+        save_last=True,
+        save_on_train_epoch_end=True,
+    )
+    precision = "bf16-mixed" if config.train.precision == "bf16" else "32-true"
+    trainer = L.Trainer(
+        max_epochs=config.train.epochs,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        precision=precision,  # type: ignore[arg-type]
+        logger=loggers,
+        callbacks=[keeper, last],
+        enable_progress_bar=config.train.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        gradient_clip_val=config.train.grad_clip,
+        log_every_n_steps=50,
+        enable_checkpointing=True,
+    )
+    fit_start = time.perf_counter()
+    trainer.fit(module, ckpt_path=str(resume) if resume else None)
+    train_seconds = time.perf_counter() - fit_start
+    write_history(keeper.history, run_dir / "validation.csv")
+
+    best = load_checkpoint(best_path, device=device)
+    results: dict[str, Any] = {
+        "model": config.model.name,
+        "denoiser": config.denoiser.enabled,
+        "dataset": dataset.name,
+        "seed": config.seed,
+        "best_epoch": keeper.best_epoch,
+        "epochs_run": trainer.current_epoch,
+        "train_seconds": train_seconds,
+        "parameters": n_params,
+        "environment": env,
+        "valid": {},
+        "test": {},
+    }
+    (run_dir / "per_user").mkdir(exist_ok=True)
+    for protocol in PROTOCOLS:
+        valid = evaluate_model(
+            best.model, split, config, stage="valid", protocol=protocol, device=device
+        )
+        test = evaluate_model(
+            best.model, split, config, stage="test", protocol=protocol, device=device
+        )
+        results["valid"][protocol] = valid.metrics
+        results["test"][protocol] = test.metrics
+        save_per_user(test, run_dir / "per_user" / f"test_{protocol}.csv")
+        logger.info(
+            "test (%s protocol, best epoch %d):\n%s",
+            protocol,
+            keeper.best_epoch,
+            test.format_table(),
+        )
+    results["wall_seconds"] = time.perf_counter() - started
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    logger.info(
+        "results written to %s (wall time %.1f s)",
+        run_dir / "results.json",
+        results["wall_seconds"],
+    )
+    if os.environ.get("RECDENOISER_KEEP_LAST", "1") == "0":
+        (run_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+    return RunResult(run_dir=run_dir, config=config, results=results)

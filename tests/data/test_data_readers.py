@@ -1,0 +1,333 @@
+"""Readers: every format on a fixture, and every kind of bad input with file and line."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recdenoiser.data import ColumnMapping, from_dataframe, read_interactions
+from recdenoiser.data.readers import READERS
+from recdenoiser.errors import ConfigError, DataError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def gzip_copy(src: Path, dest: Path) -> Path:
+    with src.open("rb") as fin, gzip.open(dest, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    return dest
+
+
+# ------------------------------------------------------------------------------ good input
+def test_registered_formats() -> None:
+    assert set(READERS.names()) == {
+        "user-item",
+        "user-sequence",
+        "user-item-time",
+        "movielens",
+        "amazon-json",
+        "amazon-csv",
+        "steam",
+        "table",
+    }
+
+
+def test_user_item_with_trailing_blank_lines() -> None:
+    df = read_interactions(FIXTURES / "user_item.txt", "user-item")
+    assert list(df.columns) == ["user", "item"]
+    assert df["user"].tolist() == ["1", "1", "2", "1", "2"]
+    assert df["item"].tolist() == ["10", "11", "10", "12", "13"]
+    assert df.attrs["skipped_lines"] == 0
+    assert df.attrs["duplicate_rows"] == 0
+    assert df.attrs["format"] == "user-item"
+
+
+def test_user_sequence() -> None:
+    df = read_interactions(FIXTURES / "user_sequence.txt", "user-sequence")
+    assert df["user"].tolist() == ["u1"] * 3 + ["u2"] * 2 + ["u3"]
+    assert df["item"].tolist() == ["10", "11", "12", "11", "13", "12"]
+
+
+def test_user_item_time() -> None:
+    df = read_interactions(FIXTURES / "user_item_time.txt", "user-item-time")
+    assert df["timestamp"].dtype == np.int64
+    assert df["timestamp"].tolist() == [1300000000, 1200000000, 1250000000, 1200000000]
+
+
+def test_movielens() -> None:
+    df = read_interactions(FIXTURES / "ratings.dat", "movielens")
+    assert list(df.columns) == ["user", "item", "timestamp", "rating"]
+    assert df["item"].tolist() == ["1193", "661", "1193", "3408"]
+    assert df["rating"].dtype == np.float64
+    assert df["rating"].tolist() == [5.0, 3.0, 4.0, 2.0]
+    assert df["timestamp"].iloc[0] == 978300760
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_amazon_json(tmp_path: Path, gz: bool) -> None:
+    path = FIXTURES / "amazon.json"
+    if gz:
+        path = gzip_copy(path, tmp_path / "reviews.json.gz")
+    df = read_interactions(path, "amazon-json")
+    assert df["user"].tolist() == ["A2SUAM1J3GNN3B", "A18C9SNLZWVBIE", "A2SUAM1J3GNN3B"]
+    assert df["item"].tolist() == ["0000013714", "0000013714", "B00004R8XY"]
+    assert df["timestamp"].tolist() == [1252800000, 1209600000, 1200000000]
+    assert df["rating"].tolist() == [5.0, 4.0, 2.0]
+
+
+def test_amazon_loose_json_python_dicts(tmp_path: Path) -> None:
+    path = gzip_copy(FIXTURES / "amazon_loose.json", tmp_path / "loose.json.gz")
+    df = read_interactions(path, "amazon-json")
+    assert df["user"].tolist() == ["A2SUAM1J3GNN3B", "A18C9SNLZWVBIE"]
+    assert df["rating"].tolist() == [5.0, 4.0]
+
+
+def test_amazon_json_without_overall_has_no_rating(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.json", '{"reviewerID": "a", "asin": "x", "unixReviewTime": 5}\n')
+    df = read_interactions(path, "amazon-json")
+    assert "rating" not in df.columns
+
+
+def test_amazon_csv() -> None:
+    df = read_interactions(FIXTURES / "ratings_amazon.csv", "amazon-csv")
+    assert df["item"].tolist() == ["0132793040", "0321732944", "0439886341"]  # zeros kept
+    assert df["rating"].tolist() == [5.0, 5.0, 1.0]
+    assert df["timestamp"].tolist() == [1365811200, 1341100800, 1367193600]
+
+
+def test_steam_gz(tmp_path: Path) -> None:
+    path = gzip_copy(FIXTURES / "steam.json", tmp_path / "steam_reviews.json.gz")
+    df = read_interactions(path, "steam")
+    assert df["user"].tolist() == ["Chaos Syren", "O'Brien", "Chaos Syren"]
+    assert df["item"].tolist() == ["725280", "328100", "35140"]
+    expected = [pd.Timestamp(d).timestamp() for d in ("2017-12-17", "2017-10-31", "2018-01-04")]
+    assert df["timestamp"].tolist() == [int(x) for x in expected]
+
+
+def test_table_csv_with_dates() -> None:
+    mapping = ColumnMapping(user="uid", item="iid", timestamp="ts", rating="score")
+    df = read_interactions(FIXTURES / "table.csv", "table", columns=mapping)
+    assert list(df.columns) == ["user", "item", "timestamp", "rating"]
+    assert df["timestamp"].tolist() == [1577923200, 1577836800, 1577786400]
+    assert df["rating"].tolist() == [4.5, 3.0, 5.0]
+
+
+def test_table_tsv_numeric_times_and_dict_mapping() -> None:
+    df = read_interactions(
+        FIXTURES / "table.tsv", "table", columns={"user": "uid", "item": "iid", "timestamp": "ts"}
+    )
+    assert df["timestamp"].tolist() == [1600000000, 1500000000]
+    assert "rating" not in df.columns
+
+
+def test_table_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pd.DataFrame(
+        {"u": [1, 2, 1], "i": ["a", "b", "c"], "t": pd.to_datetime(["2020-01-01"] * 3)}
+    ).to_parquet(path)
+    df = read_interactions(path, "table", columns=ColumnMapping(user="u", item="i", timestamp="t"))
+    assert df["user"].tolist() == ["1", "2", "1"]
+    assert df["timestamp"].tolist() == [1577836800] * 3
+
+
+def test_from_dataframe() -> None:
+    raw = pd.DataFrame({"who": [3, 4], "what": ["x", "y"], "when": [10, 20], "r": [1, 2]})
+    df = from_dataframe(raw, ColumnMapping(user="who", item="what", timestamp="when", rating="r"))
+    assert df["user"].tolist() == ["3", "4"]
+    assert df["timestamp"].dtype == np.int64
+    assert df["rating"].dtype == np.float64
+
+
+def test_table_needs_mapping() -> None:
+    with pytest.raises(ConfigError, match="column mapping"):
+        read_interactions(FIXTURES / "table.csv", "table")
+
+
+def test_columns_rejected_for_other_formats() -> None:
+    with pytest.raises(ConfigError, match="only used by the 'table'"):
+        read_interactions(
+            FIXTURES / "user_item.txt", "user-item", columns={"user": "a", "item": "b"}
+        )
+
+
+def test_unknown_format_lists_choices() -> None:
+    with pytest.raises(ConfigError, match="choose one of: amazon-csv, amazon-json"):
+        read_interactions(FIXTURES / "user_item.txt", "csv-ish")
+
+
+# ------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("fmt", "text", "line", "match"),
+    [
+        ("user-item", "1 2\n1 3\n1 4 5\n2 3\n", 3, "expected 2 fields"),
+        ("user-item", "1 2\n1\n2 3\n", 2, "expected 2 fields"),
+        ("user-item", "1 2\n1 abc\n", 2, "expected an integer, got 'abc'"),
+        ("user-item", "user item\n1 2\n", 1, "expected an integer, got 'user'"),
+        ("user-item", "1 2\n99999999999999999999999 3\n", 2, "64-bit range"),
+        ("user-item-time", "1 2 3\n1 2 x\n", 2, "expected an integer, got 'x'"),
+        ("user-item-time", "1 2 3\n1 2 3.5\n", 2, "expected an integer"),
+        ("user-sequence", "u 1 2\nlonely\nv 3\n", 2, "at least one item"),
+        ("movielens", "1::2::5::9\n1::3::x::9\n", 2, "expected a number, got 'x'"),
+        ("movielens", "1::2::5::9\n\n1::3::5\n", 3, "expected 4 fields"),
+        ("amazon-csv", "a,b,5.0,10\nc,d,5.0\n", 2, "expected 4 fields"),
+        ("amazon-csv", "a,b,5.0,10\nc,d,5.0,yesterday\n", 2, "expected an integer"),
+        (
+            "amazon-json",
+            '{"reviewerID": "a", "asin": "b", "unixReviewTime": 1}\n{oops\n',
+            2,
+            "JSON",
+        ),
+        ("amazon-json", '{"reviewerID": "a", "asin": "b"}\n', 1, "missing key.*unixReviewTime"),
+        ("amazon-json", "[1, 2]\n", 1, "expected an object"),
+        (
+            "amazon-json",
+            '{"reviewerID": "a", "asin": "b", "unixReviewTime": "soon"}\n',
+            1,
+            "unixReviewTime: expected an integer",
+        ),
+        ("steam", "{'username': 'a', 'product_id': '1', 'date': '2017-13-45'}\n", 1, "YYYY-MM-DD"),
+        ("steam", "{'username': 'a', 'product_id': '1'}\n", 1, "missing key.*date"),
+    ],
+)
+def test_malformed_line_reports_file_and_line(
+    tmp_path: Path, fmt: str, text: str, line: int, match: str
+) -> None:
+    path = write(tmp_path, "bad.txt", text)
+    with pytest.raises(DataError, match=match) as info:
+        read_interactions(path, fmt)
+    assert str(info.value).startswith(f"{path}:{line}: ")
+    assert info.value.line == line
+
+
+def test_table_bad_value_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", "u,i,t\na,x,10\nb,y,oops\nc,z,30\n")
+    with pytest.raises(DataError, match="column 't': expected unix seconds") as info:
+        read_interactions(path, "table", columns={"user": "u", "item": "i", "timestamp": "t"})
+    assert str(info.value).startswith(f"{path}:3: ")
+
+
+def test_table_wrong_field_count(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", "u,i\na,x\nb,y,extra\n")
+    with pytest.raises(DataError, match="malformed table") as info:
+        read_interactions(path, "table", columns={"user": "u", "item": "i"})
+    assert info.value.line == 3
+
+
+def test_table_missing_columns_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        DataError, match=r"missing column\(s\) user_id, stamp; columns present: uid"
+    ):
+        read_interactions(
+            FIXTURES / "table.csv",
+            "table",
+            columns={"user": "user_id", "item": "iid", "timestamp": "stamp"},
+        )
+
+
+def test_from_dataframe_missing_column_and_bad_row() -> None:
+    with pytest.raises(DataError, match=r"missing column.*present: a, b"):
+        from_dataframe(pd.DataFrame({"a": [1], "b": [2]}), {"user": "a", "item": "c"})
+    raw = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "r": [1.0, "bad"]})
+    with pytest.raises(DataError, match="row 1: column 'r': expected a number"):
+        from_dataframe(raw, {"user": "a", "item": "b", "rating": "r"})
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_empty_file(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, "empty.txt", text)
+    with pytest.raises(DataError, match=r"empty|no interactions") as info:
+        read_interactions(path, "user-item")
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="file not found") as info:
+        read_interactions(tmp_path / "nope.txt", "user-item")
+    assert str(tmp_path / "nope.txt") in str(info.value)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin.txt"
+    path.write_bytes(b"a 1 2\nb \xff\xfe 3\n")
+    with pytest.raises(DataError, match="not valid UTF-8") as info:
+        read_interactions(path, "user-sequence")
+    assert info.value.line == 2
+
+
+# ---------------------------------------------------------------------- skipping and dups
+def test_skip_bad_lines_counts_and_warns_once(tmp_path: Path) -> None:
+    text = "1 2\n1 3\n1 x\n2 3\n2 4 5\n\n3\n3 4\n"
+    path = write(tmp_path, "bad.txt", text)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = read_interactions(path, "user-item", skip_bad_lines=True)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1
+    assert messages[0].startswith(f"skipped 3 malformed lines in {path} (first at line 3")
+    assert df.attrs["skipped_lines"] == 3
+    assert df["item"].tolist() == ["2", "3", "3", "4"]
+
+
+def test_skip_bad_lines_json(tmp_path: Path) -> None:
+    good = '{"reviewerID": "a", "asin": "b", "unixReviewTime": 1}\n'
+    path = write(tmp_path, "r.json", good + "garbage\n" + good.replace('"b"', '"c"') + "{'x': 1}\n")
+    with pytest.warns(UserWarning, match="skipped 2 malformed lines .*first at line 2"):
+        df = read_interactions(path, "amazon-json", skip_bad_lines=True)
+    assert df["item"].tolist() == ["b", "c"]
+
+
+def test_skip_bad_lines_all_bad(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad.txt", "a b\nc d\n")
+    with pytest.raises(DataError, match="all 2 lines are malformed"):
+        read_interactions(path, "user-item", skip_bad_lines=True)
+
+
+def test_skip_bad_table_rows(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", "u,i,t\na,x,10\nb,y,11,12\nc,z,\nd,w,13\n")
+    with pytest.warns(UserWarning, match="skipped 2 malformed lines"):
+        df = read_interactions(
+            path, "table", columns={"user": "u", "item": "i", "timestamp": "t"}, skip_bad_lines=True
+        )
+    assert df["user"].tolist() == ["a", "d"]
+    assert df.attrs["skipped_lines"] == 2
+
+
+def test_duplicates_counted_and_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.txt", "1 2 5\n1 2 5\n1 2 6\n1 2 5\n")
+    with pytest.warns(UserWarning, match="2 duplicate rows"):
+        df = read_interactions(path, "user-item-time")
+    assert len(df) == 4
+    assert df.attrs["duplicate_rows"] == 2
+
+
+def test_large_file_uses_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recdenoiser.data.readers as readers
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the line-by-line scan must not run on a well-formed file")
+
+    monkeypatch.setattr(readers, "_scan_fixed", no_scan)
+    n = 200_000
+    users = np.repeat(np.arange(1, 2001), n // 2000)
+    items = np.tile(np.arange(1, n // 2000 + 1), 2000)
+    path = tmp_path / "big.txt"
+    np.savetxt(path, np.stack([users, items], axis=1), fmt="%d")
+    start = time.perf_counter()
+    df = read_interactions(path, "user-item")
+    elapsed = time.perf_counter() - start
+    assert len(df) == n
+    assert df["user"].iloc[-1] == "2000"
+    assert elapsed < 5.0  # ~0.1 s on one core; generous for shared CI machines

@@ -1,0 +1,190 @@
+"""Dataset registry, data-directory lookup and downloads from a local HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recdenoiser.data import DATASETS
+from recdenoiser.data.download import download, download_dataset, extract
+from recdenoiser.data.registry import DATA_DIR_ENV, locate, resolve_data_dir
+from recdenoiser.errors import ConfigError, DataError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
+
+
+# --------------------------------------------------------------------------------- registry
+def test_registry_names_and_defaults() -> None:
+    assert set(DATASETS.names()) >= {"ml-1m", "beauty", "games", "movies-tv", "steam"}
+    assert {"beauty-time", "toys"} <= set(DATASETS.names())
+    assert DATASETS.get("ml-1m").max_len == 200
+    assert DATASETS.get("beauty").max_len == 50
+    assert DATASETS.get("ml-1m").files[0].k_core is None
+    assert DATASETS.get("steam").raw[0].k_core == 5
+    assert DATASETS.get("games").files[0].sha256 == (
+        "b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651"
+    )
+
+
+def test_unknown_dataset_lists_choices() -> None:
+    with pytest.raises(ConfigError, match="unknown dataset 'ml-100m'; choose one of: beauty"):
+        DATASETS.get("ml-100m")
+    with pytest.raises(ConfigError, match="ml-1m"):
+        locate("ml-100m")
+
+
+def test_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert resolve_data_dir() == Path("data")
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
+    assert resolve_data_dir() == tmp_path / "env"
+    assert resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+
+
+def test_locate_preprocessed_then_raw(tmp_path: Path) -> None:
+    raw = tmp_path / "ml-1m" / "ratings.dat"
+    raw.parent.mkdir()
+    raw.write_text("1::2::5::10\n")
+    path, fmt, options = locate("ml-1m", tmp_path)
+    assert (path, fmt, options["kind"], options["k_core"]) == (raw, "movielens", "raw", 5)
+    (tmp_path / "ml-1m" / "ml-1m.txt").write_text("1 1\n")
+    path, fmt, options = locate("ml-1m", tmp_path)
+    assert (path.name, fmt, options["kind"], options["k_core"]) == (
+        "ml-1m.txt",
+        "user-item",
+        "preprocessed",
+        None,
+    )
+
+
+def test_locate_error_explains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(DataError) as info:
+        locate("beauty")
+    message = str(info.value)
+    assert str(tmp_path / "beauty" / "Beauty.txt") in message
+    assert "reviews_Beauty_5.json.gz" in message
+    assert "recdenoiser prepare beauty --download" in message
+    assert DATA_DIR_ENV in message
+
+
+# ------------------------------------------------------------------------------ downloads
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A local HTTP server on 127.0.0.1 (ephemeral port) serving files from a temp folder."""
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_download_right_checksum(server: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = server
+    data = (FIXTURES / "ratings_amazon.csv").read_bytes()
+    (root / "r.csv").write_bytes(data)
+    dest = tmp_path / "out" / "r.csv"
+    assert download(f"{base}/r.csv", dest, sha(data), timeout=5) == dest
+    assert dest.read_bytes() == data
+    assert not [p for p in dest.parent.iterdir() if p.name.endswith(".part")]
+    # second call: verified local copy, no request needed
+    (root / "r.csv").unlink()
+    assert download(f"{base}/r.csv", dest, sha(data), timeout=5) == dest
+
+
+def test_download_wrong_checksum(server: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = server
+    data = b"1 2\n"
+    (root / "f.txt").write_bytes(data)
+    dest = tmp_path / "out" / "f.txt"
+    wrong = "0" * 64
+    with pytest.raises(DataError, match=f"expected sha256 {wrong}, got {sha(data)}"):
+        download(f"{base}/f.txt", dest, wrong, timeout=5)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_download_unknown_checksum_written(server: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = server
+    (root / "f.txt").write_bytes(b"abc")
+    dest = tmp_path / "f.txt"
+    download(f"{base}/f.txt", dest, timeout=5)
+    assert (tmp_path / "f.txt.sha256").read_text().split()[0] == sha(b"abc")
+
+
+def test_download_http_error(server: tuple[str, Path], tmp_path: Path) -> None:
+    base, _ = server
+    with pytest.raises(DataError, match="HTTP 404"):
+        download(f"{base}/missing.zip", tmp_path / "out" / "m.zip", timeout=5)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_download_zip_member(server: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = server
+    with zipfile.ZipFile(root / "ml-1m.zip", "w") as zf:
+        zf.write(FIXTURES / "ratings.dat", "ml-1m/ratings.dat")
+        zf.writestr("ml-1m/README", "readme")
+    digest = sha((root / "ml-1m.zip").read_bytes())
+    out = download(f"{base}/ml-1m.zip", tmp_path / "ml-1m.zip", digest, member="ml-1m/ratings.dat")
+    assert out == tmp_path / "ratings.dat"
+    assert out.read_bytes() == (FIXTURES / "ratings.dat").read_bytes()
+    with pytest.raises(DataError, match="member 'nope' not in archive"):
+        extract(tmp_path / "ml-1m.zip", "nope")
+
+
+def test_extract_gz(tmp_path: Path) -> None:
+    gz = tmp_path / "a.json.gz"
+    with gzip.open(gz, "wb") as fh:
+        fh.write(b"hello")
+    assert extract(gz, "a.json").read_bytes() == b"hello"
+    (tmp_path / "plain").write_bytes(b"xx")
+    with pytest.raises(DataError, match="not a zip or gzip"):
+        extract(tmp_path / "plain", "p")
+
+
+def test_download_dataset_into_data_dir(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``download_dataset`` puts the raw file where ``locate`` finds it (URL redirected)."""
+    import dataclasses
+
+    import recdenoiser.data.download as dl
+
+    base, root = server
+    (root / "steam_reviews.json.gz").write_bytes(
+        gzip.compress((FIXTURES / "steam.json").read_bytes())
+    )
+    info = DATASETS.get("steam")
+    local = dataclasses.replace(
+        info, raw=(dataclasses.replace(info.raw[0], url=f"{base}/steam_reviews.json.gz"),)
+    )
+    monkeypatch.setattr(dl.DATASETS, "_items", {**dl.DATASETS._items, "steam": local})
+    path = download_dataset("steam", tmp_path, timeout=5)
+    assert path == tmp_path / "steam" / "steam_reviews.json.gz"
+    assert locate("steam", tmp_path).path == path
