@@ -220,9 +220,11 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.setLevel(level)
     root = logging.getLogger("recdenoiser")
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    # the logger passes INFO on so that each run's own log file is complete even with --quiet
+    root.setLevel(min(level, logging.INFO))
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
