@@ -47,13 +47,17 @@ class MultiHeadSelfAttention(nn.Module):
         self.dropout = dropout
         self.fused = fused
 
-    def forward(self, x: Tensor, allowed: Tensor, keep: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, allowed: Tensor, keep: Tensor | None = None, explicit: bool = False
+    ) -> Tensor:
         """Self-attention over ``x``.
 
         Args:
             x: ``[B, L, d]`` hidden states.
             allowed: ``[B, L, L]`` bool, True where query i may attend to key j.
             keep: optional ``[B or 1, L, L]`` multiplicative mask applied after the softmax.
+            explicit: force the reference path (needed for double backward, e.g. Jacobian
+                regularization: the fused CPU kernel's backward is not differentiable).
 
         Returns:
             ``[B, L, d]``.
@@ -63,7 +67,7 @@ class MultiHeadSelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         p_drop = self.dropout if self.training else 0.0
-        if keep is None and self.fused and (p_drop == 0.0 or q.is_cuda):
+        if keep is None and self.fused and not explicit and (p_drop == 0.0 or q.is_cuda):
             ctx = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p_drop
             )

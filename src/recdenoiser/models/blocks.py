@@ -53,14 +53,23 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(hidden_size, eps=1e-8)
 
     def forward(
-        self, x: Tensor, allowed: Tensor, valid: Tensor, keep: Tensor | None = None
+        self,
+        x: Tensor,
+        allowed: Tensor,
+        valid: Tensor,
+        keep: Tensor | None = None,
+        explicit_attention: bool = False,
     ) -> Tensor:
         """``[B, L, d]`` -> ``[B, L, d]``; ``valid`` is ``[B, L, 1]`` (1 = real item, 0 = PAD)."""
         if self.pre_norm:
-            x = x + self.attn_dropout(self.attention(self.norm1(x), allowed, keep))
+            x = x + self.attn_dropout(
+                self.attention(self.norm1(x), allowed, keep, explicit_attention)
+            )
             x = x + self.feed_forward(self.norm2(x))
         else:
-            x = self.norm1(x + self.attn_dropout(self.attention(x, allowed, keep)))
+            x = self.norm1(
+                x + self.attn_dropout(self.attention(x, allowed, keep, explicit_attention))
+            )
             x = self.norm2(x + self.feed_forward(x))
         return x * valid
 
@@ -82,7 +91,8 @@ class TransformerEncoder(nn.Module):
     ) -> Tensor:
         self.block_io = []
         for layer, block in enumerate(self.blocks):
-            out = block(x, allowed, valid, None if keep is None else keep[layer])
+            layer_keep = None if keep is None else keep[layer]
+            out = block(x, allowed, valid, layer_keep, explicit_attention=self.record_io)
             if self.record_io:
                 self.block_io.append((x, out))
             x = out
