@@ -80,9 +80,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, planted_file: Path) ->
     from recdenoiser.training.runner import train
 
     out = tmp_path_factory.mktemp("trained")
-    config = make_run_config(
-        planted_file, out / "runs", name="main", train={"epochs": 6}
-    )
+    config = make_run_config(planted_file, out / "runs", name="main", train={"epochs": 6})
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_DIR_ENV, str(out / "cache"))
         return train(config)

@@ -170,10 +170,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"override {item!r} has an empty key")
         section = _section_for(tuple(parts[:-1]))
         if section is None or parts[-1] not in section.model_fields:
-            where = ".".join(parts[:-1]) or "top level"
-            valid = ", ".join(section.model_fields) if section is not None else ""
-            hint = f" (valid keys in {where}: {valid})" if valid else ""
-            raise ConfigError(f"unknown configuration key {key!r}{hint}")
+            depth = len(parts) - 1
+            while depth > 0 and _section_for(tuple(parts[:depth])) is None:
+                depth -= 1
+            known = _section_for(tuple(parts[:depth]))
+            where = ".".join(parts[:depth]) or "top level"
+            valid = ", ".join(known.model_fields) if known is not None else ""
+            raise ConfigError(f"unknown configuration key {key!r} (valid keys in {where}: {valid})")
         node = raw
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -209,9 +212,13 @@ def dump_config(config: RunConfig) -> str:
 
 
 # ------------------------------------------------------------------------------ resolution
-def resolve(config: RunConfig, *, dataset_max_len: int, dataset_dropout: float) -> RunConfig:
+def resolve(
+    config: RunConfig, *, dataset_max_len: int, dataset_dropout: float, dataset_k_core: int = 0
+) -> RunConfig:
     """Replace ``"auto"`` values by the dataset's defaults (as in the SASRec paper)."""
     out = config.model_copy(deep=True)
+    if out.data.k_core == "auto":
+        out.data.k_core = dataset_k_core
     if out.data.max_len == "auto":
         out.data.max_len = dataset_max_len
     if out.model.dropout == "auto":

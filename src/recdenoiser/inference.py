@@ -54,7 +54,7 @@ class Recommender:
             item_seq=torch.from_numpy(pad_left(histories, self.max_len)).to(self.device),
             users=torch.tensor(users, dtype=torch.long, device=self.device),
         )
-        with torch.inference_mode():
+        with torch.no_grad():  # inference tensors cannot be edited in place below
             scores = self.model.score_all(batch).float()
         scores[:, PAD] = float("-inf")
         if exclude_seen:

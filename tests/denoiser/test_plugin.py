@@ -149,3 +149,15 @@ def test_jacobian_penalty_trains_through_the_fused_attention_model() -> None:
     loss, logs = DenoiserObjective(cfg)(model.train(), training_batch())
     loss.backward()
     assert logs["jacobian"] > 0
+
+
+@pytest.mark.parametrize("masks_on", [True, False])
+def test_jacobian_on_a_subsample_of_the_batch(masks_on: bool) -> None:
+    cfg = DenoiserConfig(enabled=True, masks=masks_on, jacobian_sample=0.25)
+    model = make_model(cfg).train()
+    loss, logs = DenoiserObjective(cfg)(model, training_batch())
+    loss.backward()
+    assert logs["jacobian"] > 0
+    assert not model.encoder.record_io and model.encoder.block_io == []
+    if masks_on:
+        assert model.mask_provider.noise is None

@@ -15,6 +15,7 @@ import yaml
 
 from recdenoiser.config import RunConfig, load_config
 from recdenoiser.data import LeaveOneOutSplit, load_dataset
+from recdenoiser.data.cache import CACHE_DIR_ENV
 from recdenoiser.denoiser import AttentionMasks
 from recdenoiser.errors import RecDenoiserError
 from recdenoiser.evaluation import evaluate, load_per_user
@@ -49,13 +50,21 @@ def evaluate_like_run(model: Any, split: LeaveOneOutSplit, config: RunConfig, st
 
 @pytest.fixture()
 def epoch_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records the epoch counter every time an epoch of training batches starts."""
+    """Records the epoch counter each epoch's batches are drawn with.
+
+    ``_EpochBatches.__iter__`` is a generator: it reads ``epoch`` when the first batch is drawn,
+    so the spy records it at that moment too (not when ``iter()`` is called).
+    """
     seen: list[int] = []
     original = training_data._EpochBatches.__iter__
 
     def spy(self: Any) -> Any:
+        batches = original(self)
+        first = next(batches, None)
         seen.append(self.epoch)
-        return original(self)
+        if first is not None:
+            yield first
+            yield from batches
 
     monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
     return seen
@@ -150,6 +159,29 @@ def test_loaded_checkpoint_keeps_id_maps(trained_run: RunResult) -> None:
     assert not best.model.training
 
 
+def test_saved_config_holds_only_concrete_values(tiny_config: RunConfig) -> None:
+    """config.py promises that the resolved configuration saved with every run holds only
+    concrete values, but ``resolve`` never fills ``data.k_core="auto"``: config.yaml (and the
+    checkpoint's config) say "auto" instead of the k-core filter the run actually used.
+
+    ``train.device="auto"`` is left out: it is chosen per machine (results.json records it).
+    """
+    config = tiny_config.model_copy(deep=True)
+    config.name = "auto-core"
+    config.data.k_core = "auto"
+    result = train(config)
+    saved = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    autos = [
+        f"{section}.{key}"
+        for section, values in saved.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if value == "auto" and f"{section}.{key}" != "train.device"
+    ]
+    assert autos == []
+    assert saved["data"]["k_core"] == 5  # the default k-core filter for a file path
+
+
 # --------------------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip_scores(tmp_path: Path, planted_dataset: Any) -> None:
     config = make_run_config(Path("unused.txt"), tmp_path, model={"num_blocks": 2})
@@ -195,26 +227,71 @@ def test_same_seed_same_results(tiny_config: RunConfig, epoch_spy: list[int]) ->
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_continues_from_last_checkpoint(
-    tiny_config: RunConfig, epoch_spy: list[int]
-) -> None:
-    first = train(tiny_config.model_copy(update={"name": "resumable"}))
-    run = first.run_dir
-    assert [r["epoch"] for r in read_csv(run / "validation.csv")] == ["1", "2"]
-    epoch_spy.clear()
-    longer = tiny_config.model_copy(deep=True)
-    longer.train.epochs = 3
-    resumed = train(longer, resume=run / "checkpoints" / "last.ckpt")
-    assert resumed.run_dir == run
-    assert epoch_spy == [2]  # only the third epoch ran
-    assert resumed.results["epochs_run"] == 3
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory: pytest.TempPathFactory, planted_file: Path) -> dict[str, Any]:
+    """Train 2 epochs, then resume from last.ckpt with epochs=3."""
+    out = tmp_path_factory.mktemp("resume")
+    config = make_run_config(planted_file, out / "runs", name="resumable")
+    seen: list[int] = []
+    original = training_data._EpochBatches.__iter__
+
+    def spy(self: Any) -> Any:
+        batches = original(self)
+        first = next(batches, None)
+        seen.append(self.epoch)
+        if first is not None:
+            yield first
+            yield from batches
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_DIR_ENV, str(out / "cache"))
+        mp.setattr(training_data._EpochBatches, "__iter__", spy)
+        first = train(config)
+        before = {
+            "validation": read_csv(first.run_dir / "validation.csv"),
+            "metrics": read_csv(first.run_dir / "metrics.csv"),
+            "epochs_seen": list(seen),
+        }
+        seen.clear()
+        longer = config.model_copy(deep=True)
+        longer.train.epochs = 3
+        again = train(longer, resume=first.run_dir / "checkpoints" / "last.ckpt")
+    return {"first": first, "resumed": again, "before": before, "epochs_seen": seen}
+
+
+def test_resume_continues_from_last_checkpoint(resumed: dict[str, Any]) -> None:
+    run = resumed["first"].run_dir
+    assert [r["epoch"] for r in resumed["before"]["validation"]] == ["1", "2"]
+    assert resumed["before"]["epochs_seen"] == [0, 1]
+    assert resumed["resumed"].run_dir == run
+    assert resumed["epochs_seen"] == [2]  # only the third epoch ran, with its own order
+    assert resumed["resumed"].results["epochs_run"] == 3
     history = read_csv(run / "validation.csv")
     assert [r["epoch"] for r in history] == ["1", "2", "3"]
+    assert history[:2] == resumed["before"]["validation"]  # restored, not recomputed
     metrics = read_csv(run / "metrics.csv")
-    epochs = sorted({int(r["epoch"]) for r in metrics if r.get("epoch")})
-    assert 2 in epochs  # Lightning counts from 0: the third epoch
-    assert 0 in epochs, "metrics.csv lost the epochs logged before the resume"
+    assert 2 in {int(r["epoch"]) for r in metrics if r.get("epoch")}  # Lightning counts from 0
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 3
+    best = load_checkpoint(run)
+    scores = [float(r["ndcg@10"]) for r in history]
+    assert (
+        best.info["epoch"] == int(np.argmax(scores)) + 1 == resumed["resumed"].results["best_epoch"]
+    )
+
+
+def test_resume_keeps_metrics_csv_history(resumed: dict[str, Any]) -> None:
+    """metrics.csv should still hold the epochs trained before the resume.
+
+    runner._train_in creates ``CSVLogger(run_dir, name="", version="")`` again on resume, and
+    Lightning's CSV writer deletes an existing metrics.csv in its log directory: the training
+    loss and validation rows of epochs 1-2 are lost (validation.csv survives because it is
+    rebuilt from the callback state).
+    """
+    metrics = read_csv(resumed["first"].run_dir / "metrics.csv")
+    epochs = sorted({int(r["epoch"]) for r in metrics if r.get("epoch")})
+    before = sorted({int(r["epoch"]) for r in resumed["before"]["metrics"] if r.get("epoch")})
+    assert before == [0, 1]
+    assert epochs == [0, 1, 2]
 
 
 # --------------------------------------------------------------------------- denoiser
@@ -246,7 +323,7 @@ def test_denoiser_run_and_reload(tiny_config: RunConfig, mask_kind: str, estimat
     assert loaded.config.denoiser.mask_kind == mask_kind
     torch.testing.assert_close(masks.phi.detach(), stored["mask_provider.phi"])
     # a training step moved the mask logits away from their initial value
-    assert not torch.allclose(masks.phi, torch.full_like(masks.phi, masks.phi.flatten()[-1]))
+    assert masks.phi.detach().std() > 0
     split = LeaveOneOutSplit.from_dataset(loaded.dataset)
     again = evaluate_like_run(loaded.model, split, loaded.config, "test").metrics
     assert again == pytest.approx(result.results["test"]["sampled"], abs=1e-9)

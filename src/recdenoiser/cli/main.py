@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -233,7 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning:lightning")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -15,9 +15,15 @@ One training step with the ARM estimator:
 
 AR skips step 3 and uses ``L(Z2) * (1 - 2U)``. Running the second ARM pass without autograd does
 not change the estimator (the loss value is identical); it only saves memory and time.
+
+``jacobian_sample < 1`` estimates ``R_J`` on a random subset of the batch's sequences, in a
+separate forward pass with the same mask draw: still unbiased for the per-sequence mean, with
+more variance, and the double backward costs only that fraction of the batch.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -58,7 +64,10 @@ class DenoiserObjective:
         cfg = self.config
         masks = model.mask_provider if cfg.masks else None
         assert masks is None or isinstance(masks, AttentionMasks)
-        model.encoder.record_io = cfg.jacobian and cfg.gamma > 0
+        use_jacobian = cfg.jacobian and cfg.gamma > 0
+        # with a sub-sample, the Jacobian gets its own pass; otherwise the main pass is recorded
+        model.encoder.record_io = use_jacobian and cfg.jacobian_sample >= 1.0
+        self._noise: Tensor | None = None
         logs: dict[str, Tensor] = {}
         try:
             if masks is None:
@@ -67,15 +76,36 @@ class DenoiserObjective:
             else:
                 loss, per_seq = self._masked_step(model, masks, batch, logs)
             logs["loss"] = per_seq.sum().detach()
-            if model.encoder.record_io:
-                valid = batch.padding_mask.unsqueeze(-1).to(per_seq.dtype)
-                r_j = jacobian_penalty(model.encoder.block_io, cfg.jacobian_projections, valid)
+            if use_jacobian:
+                r_j = self._jacobian(model, batch, masks)
                 loss = loss + cfg.gamma * r_j
                 logs["jacobian"] = r_j.detach()
         finally:
             model.encoder.record_io = False
             model.encoder.block_io = []
         return loss, logs
+
+    def _jacobian(
+        self, model: SelfAttentiveRecommender, batch: Batch, masks: AttentionMasks | None
+    ) -> Tensor:
+        cfg = self.config
+        if cfg.jacobian_sample < 1.0:
+            b = len(batch)
+            rows = torch.randperm(b, device=batch.item_seq.device)[
+                : max(1, math.ceil(cfg.jacobian_sample * b))
+            ]
+            batch = batch.select(rows)
+            model.encoder.record_io = True
+            if masks is not None and self._noise is not None:
+                noise = self._noise
+                masks.noise = noise[:, rows] if noise.shape[1] == b else noise
+            try:
+                model.encode(batch)
+            finally:
+                if masks is not None:
+                    masks.noise, masks.last_logits, masks.last_allowed = None, None, None
+        valid = batch.padding_mask.unsqueeze(-1).to(model.item_table().dtype)
+        return jacobian_penalty(model.encoder.block_io, cfg.jacobian_projections, valid)
 
     def _masked_step(
         self,
@@ -90,6 +120,7 @@ class DenoiserObjective:
         device = batch.item_seq.device
         u = torch.rand(masks.num_layers, b if per_sequence else 1, length, length, device=device)
         masks.noise = u
+        self._noise = u
         try:
             state = _rng_state(device)
             masks.draw = 2

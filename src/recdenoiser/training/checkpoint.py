@@ -73,7 +73,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt files
-        raise RecDenoiserError(f"{path}: not a readable recdenoiser checkpoint ({exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecDenoiserError(
+            f"{path}: not a readable recdenoiser checkpoint ({reason})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RecDenoiserError(f"{path}: not a recdenoiser checkpoint (format version mismatch)")
     config = config_from_dict(payload["config"], f"{path} (stored config)")

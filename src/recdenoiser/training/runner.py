@@ -15,12 +15,16 @@ Each run writes into its own directory::
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
 import logging
 import os
 import platform
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,18 +159,55 @@ def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
     started = time.perf_counter()
     dataset, split, noise = load_split(config)
     max_len, dropout = dataset_defaults(config.data.dataset)
-    config = resolve(config, dataset_max_len=max_len, dataset_dropout=dropout)
+    k_core = int((dataset.meta.get("options") or {}).get("k_core") or 0)
+    config = resolve(
+        config, dataset_max_len=max_len, dataset_dropout=dropout, dataset_k_core=k_core
+    )
 
     run_dir = Path(resume).parent.parent if resume else make_run_dir(config)
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
     root = logging.getLogger("recdenoiser")
+    level = root.level
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)  # the run's own log is complete whatever the caller shows
     root.addHandler(handler)
     try:
-        return _train_in(run_dir, config, dataset, split, noise, device, started, resume)
+        with quiet_lightning():
+            return _train_in(run_dir, config, dataset, split, noise, device, started, resume)
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
         handler.close()
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's start-up banners and warnings that do not apply to this trainer."""
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        for pattern in LIGHTNING_NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+        try:
+            yield
+        finally:
+            for lg, lvl in zip(loggers, levels, strict=True):
+                lg.setLevel(lvl)
+
+
+LIGHTNING_NOISE = (
+    ".*Experiment logs directory .* exists and is not empty.*",
+    ".*IterableDataset.* has `__len__` defined.*",
+    ".*is smaller than the logging interval.*",
+    ".*isinstance\\(treespec, LeafSpec\\).*",
+    ".*does not have many workers which may be a bottleneck.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+)
 
 
 def _train_in(
@@ -233,6 +274,8 @@ def _train_in(
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
+    metrics_csv = run_dir / "metrics.csv"
+    previous_rows = _read_csv(metrics_csv) if resume else []
     loggers: list[Any] = [CSVLogger(run_dir, name="", version="")]
     if config.train.tensorboard:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -258,12 +301,14 @@ def _train_in(
         num_sanity_val_steps=0,
         limit_val_batches=0,
         gradient_clip_val=config.train.grad_clip,
-        log_every_n_steps=50,
+        log_every_n_steps=max(1, min(50, len(train_data) // config.train.batch_size)),
         enable_checkpointing=True,
     )
     fit_start = time.perf_counter()
     trainer.fit(module, ckpt_path=str(resume) if resume else None)
     train_seconds = time.perf_counter() - fit_start
+    if previous_rows:  # Lightning's CSV logger starts a new file; keep the earlier epochs
+        _write_csv(metrics_csv, previous_rows + _read_csv(metrics_csv))
     write_history(keeper.history, run_dir / "validation.csv")
 
     best = load_checkpoint(best_path, device=device)
@@ -307,3 +352,20 @@ def _train_in(
     if os.environ.get("RECDENOISER_KEEP_LAST", "1") == "0":
         (run_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
     return RunResult(run_dir=run_dir, config=config, results=results)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)

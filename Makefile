@@ -1,0 +1,36 @@
+# Two entry points, each doing all set-up on a fresh machine:
+#   make train   - create .venv, install, prepare ML-1M, train and evaluate SASRec
+#   make test    - create .venv, install with dev tools, lint, type-check and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= $(or $(RECDENOISER_DATA_DIR),$(wildcard ../shared/data),data)
+CONFIG ?= sasrec-ml-1m
+ARGS ?=
+
+.PHONY: install train test lint clean
+
+$(BIN)/recdenoiser: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# CPU build of PyTorch first, so that no multi-GB CUDA build is pulled in
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/recdenoiser
+
+train: install
+	RECDENOISER_DATA_DIR=$(DATA_DIR) $(BIN)/recdenoiser prepare $(firstword $(subst sasrec-,,$(CONFIG)))
+	RECDENOISER_DATA_DIR=$(DATA_DIR) $(BIN)/recdenoiser train $(CONFIG) $(ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
+	$(BIN)/mypy
+
+test: lint
+	RECDENOISER_DATA_DIR=$(DATA_DIR) $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,294 @@
+"""The ``recdenoiser`` command, in process (``main([...])``) and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recdenoiser.cli.main import main
+from recdenoiser.config import RunConfig, dump_config
+from recdenoiser.training.checkpoint import load_checkpoint
+from recdenoiser.training.runner import RunResult
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``main`` reconfigures the package logger and sets PYTHONWARNINGS; undo both."""
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    names = ("recdenoiser", "lightning", "lightning.pytorch", "lightning.fabric")
+    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
+    yield
+    for name, (level, handlers) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_user_error(capsys: pytest.CaptureFixture[str], argv: list[str], *fragments: str) -> str:
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, err
+    assert lines == errors, f"more than the error line on stderr: {err!r}"
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture()
+def config_file(tiny_config: RunConfig, tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(dump_config(tiny_config))
+    return path
+
+
+# ----------------------------------------------------------------------------- prepare
+def test_prepare_prints_statistics(
+    capsys: pytest.CaptureFixture[str], planted_file: Path, planted: list[list[int]]
+) -> None:
+    code, out, _ = run_cli(
+        capsys, "prepare", str(planted_file), "--format", "user-item", "--k-core", "0"
+    )
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert fields["users"] == "300"
+    assert fields["items"] == "60"
+    assert fields["interactions"] == f"{sum(len(s) for s in planted):,}"
+    assert fields["timestamps"] == "no"
+    assert fields["evaluated"].startswith("300 users")
+
+
+# ------------------------------------------------------------------------------- train
+def test_train_with_overrides(
+    capsys: pytest.CaptureFixture[str], config_file: Path, tmp_path: Path
+) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        "-q",
+        "train",
+        str(config_file),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "name=cli-run",
+        "--set",
+        "model.num_blocks=2",
+    )
+    assert code == 0
+    run_dir = tmp_path / "runs" / "cli-run"
+    assert f"run directory: {run_dir}" in out
+    assert "test  sampled" in out and "hit@10=" in out
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["epochs_run"] == 1
+    ckpt = load_checkpoint(run_dir)
+    assert ckpt.config.model.num_blocks == 2
+    assert len(ckpt.model.encoder.blocks) == 2  # type: ignore[attr-defined]
+    # the CLI lets INFO records through to the run's own log even with -q
+    log = (run_dir / "run.log").read_text()
+    assert "300 users, 60 items" in log and "results written to" in log
+
+
+# ---------------------------------------------------------------------------- evaluate
+def test_evaluate_table_and_json(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult
+) -> None:
+    run = str(trained_run.run_dir)
+    code, out, _ = run_cli(capsys, "-q", "evaluate", run, "--protocol", "sampled")
+    assert code == 0
+    assert "test split, sampled protocol (300 users)" in out
+    assert "hit" in out and "ndcg" in out and "mrr" in out
+    code, out, _ = run_cli(capsys, "-q", "evaluate", run, "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert set(metrics) == {"sampled", "full"}
+    for protocol in ("sampled", "full"):
+        assert metrics[protocol] == pytest.approx(trained_run.results["test"][protocol])
+    code, out, _ = run_cli(
+        capsys, "-q", "evaluate", run, "--json", "--stage", "valid", "--max-users", "50"
+    )
+    assert code == 0
+    assert set(json.loads(out)) == {"sampled", "full"}
+
+
+# --------------------------------------------------------------------------- recommend
+def test_recommend_users(capsys: pytest.CaptureFixture[str], trained_run: RunResult) -> None:
+    run = str(trained_run.run_dir)
+    dataset = load_checkpoint(run).dataset
+    code, out, _ = run_cli(capsys, "recommend", run, "--users", "1", "17", "-k", "5", "--json")
+    assert code == 0
+    recs = json.loads(out)
+    assert [r["query"] for r in recs] == ["1", "17"]
+    for rec in recs:
+        seen = {dataset.item_ids[i] for i in dataset.sequence(dataset.user_index(rec["query"]))}
+        assert len(rec["items"]) == 5
+        assert not seen.intersection(rec["items"])
+        assert rec["scores"] == sorted(rec["scores"], reverse=True)
+    # all items: without --include-seen the history is left out, with it nothing is
+    code, out, _ = run_cli(capsys, "recommend", run, "--users", "1", "-k", "60", "--json")
+    seen = {dataset.item_ids[i] for i in dataset.sequence(dataset.user_index("1"))}
+    assert set(json.loads(out)[0]["items"]) == set(dataset.item_ids[1:]) - seen
+    code, out, _ = run_cli(
+        capsys, "recommend", run, "--users", "1", "-k", "60", "--include-seen", "--json"
+    )
+    assert code == 0
+    assert sorted(json.loads(out)[0]["items"]) == sorted(dataset.item_ids[1:])
+
+
+def test_recommend_history_follows_planted_successor(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult
+) -> None:
+    run = str(trained_run.run_dir)
+    code, out, _ = run_cli(capsys, "recommend", run, "--history", "5", "6", "7", "-k", "3")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "history [5 6 7]:"
+    ranked = [line.split()[1] for line in lines[1:]]
+    assert len(ranked) == 3
+    assert ranked[0] == "8"  # the planted successor of 7
+    assert not {"5", "6", "7"}.intersection(ranked)
+    code, out, _ = run_cli(
+        capsys, "recommend", run, "--history", "5", "6", "7", "-k", "60", "--include-seen"
+    )
+    assert code == 0
+    ranked = [line.split()[1] for line in out.strip().splitlines()[1:]]
+    assert len(ranked) == 60 and {"5", "6", "7"} <= set(ranked)
+
+
+# ------------------------------------------------------------------------- user errors
+def test_error_unknown_config_key(capsys: pytest.CaptureFixture[str], config_file: Path) -> None:
+    assert_user_error(
+        capsys,
+        ["train", str(config_file), "--set", "model.hiden_size=8"],
+        "model.hiden_size",
+        "hidden_size",
+        "num_blocks",
+    )
+
+
+def test_error_unknown_key_in_config_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epoch: 3\n")
+    assert_user_error(capsys, ["train", str(path)], "train.epoch", "epochs", str(path))
+
+
+def test_error_missing_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert_user_error(capsys, ["train", str(tmp_path / "missing.yaml")], "missing.yaml")
+
+
+def test_error_missing_data_file(
+    capsys: pytest.CaptureFixture[str], config_file: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-data.txt"
+    assert_user_error(
+        capsys, ["train", str(config_file), "--set", f"data.dataset={missing}"], str(missing)
+    )
+    assert_user_error(capsys, ["prepare", str(missing), "--format", "user-item"], str(missing))
+
+
+def test_error_malformed_data_line(
+    capsys: pytest.CaptureFixture[str], config_file: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 1\n1 2\n1 3\n2 one\n2 2\n")
+    line = assert_user_error(
+        capsys, ["train", str(config_file), "--set", f"data.dataset={bad}"], str(bad)
+    )
+    assert f"{bad}:4" in line
+    line = assert_user_error(capsys, ["prepare", str(bad), "--format", "user-item"], str(bad))
+    assert f"{bad}:4" in line
+
+
+def test_error_unknown_ids(capsys: pytest.CaptureFixture[str], trained_run: RunResult) -> None:
+    run = str(trained_run.run_dir)
+    assert_user_error(capsys, ["recommend", run, "--users", "1", "nobody"], "'nobody'", "user")
+    assert_user_error(capsys, ["recommend", run, "--history", "5", "999"], "'999'", "item")
+
+
+def test_error_users_and_history(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult
+) -> None:
+    run = str(trained_run.run_dir)
+    both = ["recommend", run, "--users", "1", "--history", "5"]
+    assert_user_error(capsys, both, "--users", "--history")
+    assert_user_error(capsys, ["recommend", run], "--users", "--history")
+
+
+def test_error_bad_k(capsys: pytest.CaptureFixture[str], trained_run: RunResult) -> None:
+    assert_user_error(
+        capsys, ["recommend", str(trained_run.run_dir), "--users", "1", "-k", "0"], "k"
+    )
+
+
+def test_error_checkpoint_paths(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.pt"
+    assert_user_error(capsys, ["recommend", str(missing), "--users", "1"], str(missing))
+    assert_user_error(capsys, ["evaluate", str(tmp_path / "no-run")], "no-run")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"PK\x03\x04 definitely not a torch file", b"garbage", b""],
+    ids=["zip-like", "text", "empty"],
+)
+def test_error_corrupt_checkpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes
+) -> None:
+    """A corrupt checkpoint is a one-line user error.
+
+    checkpoint.load_checkpoint puts torch's exception text into the message; for a plain-text
+    file that text spans several lines (torch's WeightsUnpickler explanation), so the CLI prints
+    an ``error:`` line followed by more lines.
+    """
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(content)
+    assert_user_error(capsys, ["evaluate", str(corrupt)], str(corrupt))
+    assert_user_error(capsys, ["recommend", str(corrupt), "--history", "1"], str(corrupt))
+
+
+# -------------------------------------------------------------------------- subprocess
+def run_subprocess(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "recdenoiser.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_subprocess_recommend_and_error(trained_run: RunResult, tmp_path: Path) -> None:
+    run = str(trained_run.run_dir)
+    proc = run_subprocess("recommend", run, "--users", "3", "-k", "4", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    recs = json.loads(proc.stdout)
+    assert recs[0]["query"] == "3" and len(recs[0]["items"]) == 4
+    proc = run_subprocess("recommend", str(tmp_path / "missing.pt"), "--users", "3", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        line for line in proc.stderr.splitlines() if line.startswith("error:")
+    ]
+    assert proc.stderr.count("error:") == 1
+    assert proc.stdout == ""
