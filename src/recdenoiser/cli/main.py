@@ -157,6 +157,45 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_noise_report(args: argparse.Namespace) -> int:
+    from recdenoiser.data import LeaveOneOutSplit, inject_noise
+    from recdenoiser.denoiser.report import noise_detection, user_history_report
+    from recdenoiser.models.base import SelfAttentiveRecommender
+
+    ckpt = _load(args.checkpoint)
+    model = ckpt.model
+    if not isinstance(model, SelfAttentiveRecommender):
+        raise RecDenoiserError(f"model {ckpt.config.model.name!r} has no attention masks")
+    max_len = int(ckpt.config.data.max_len)
+    split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
+    if args.user is not None:
+        user = ckpt.dataset.user_index(args.user)
+        table = user_history_report(
+            model, split.train_sequence(user), ckpt.dataset.item_ids, max_len
+        )
+        if args.json:
+            print(table.to_json(orient="records", indent=2))
+        else:
+            print(f"user {args.user}: keep probability of each history item (oldest first)")
+            print(table.to_string(index=False))
+        return 0
+    ratio = args.noise_ratio if args.noise_ratio is not None else ckpt.config.data.noise_ratio
+    if ratio <= 0:
+        raise RecDenoiserError(
+            "this run was trained without injected noise: pass --noise-ratio R to corrupt the "
+            "training items for the report, or --user ID for one history"
+        )
+    seed = args.noise_seed if args.noise_seed is not None else ckpt.config.data.noise_seed
+    noisy, noise = inject_noise(split, ratio, seed)
+    result = noise_detection(model, noisy, noise, max_len)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for key, value in result.to_dict().items():
+            print(f"{key:18s} {value:.4f}" if isinstance(value, float) else f"{key:18s} {value}")
+    return 0
+
+
 def _load(path: str) -> LoadedCheckpoint:
     from recdenoiser.training.checkpoint import load_checkpoint
 
@@ -212,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-seen", action="store_true", help="allow items already in history")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_recommend)
+    p = sub.add_parser(
+        "noise-report", help="which history items the learned masks prune; noise detection"
+    )
+    p.add_argument("checkpoint", help="run directory or checkpoint file of a +Denoiser model")
+    p.add_argument("--user", help="raw user id: show the keep probability of each history item")
+    p.add_argument("--noise-ratio", type=float, help="default: the run's data.noise_ratio")
+    p.add_argument("--noise-seed", type=int, help="default: the run's data.noise_seed")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_noise_report)
     return parser
 
 
