@@ -1,0 +1,141 @@
+"""Summarise finished runs as the Markdown tables of docs/results.md.
+
+Usage:
+    python experiments/summarize.py foundation RUNS_DIR      # one row per run
+    python experiments/summarize.py denoiser RUNS_DIR        # SASRec vs +Denoiser over seeds
+
+Run names follow experiments/denoiser.sh: ``DATASET-VARIANT-sSEED``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recdenoiser.evaluation import paired_test
+
+METRICS = ("hit@10", "ndcg@10")
+
+
+def load_runs(root: Path) -> dict[str, dict]:
+    runs = {}
+    for path in sorted(root.glob("*/results.json")):
+        runs[path.parent.name] = json.loads(path.read_text())
+    return runs
+
+
+def foundation_table(root: Path) -> str:
+    lines = [
+        "| run | loss | best epoch | sampled Hit@10 | sampled NDCG@10 | full HR@10 | "
+        "full NDCG@10 | wall time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, res in load_runs(root).items():
+        config = (root / name / "config.yaml").read_text()
+        loss = re.search(r"^  loss: (\S+)", config, re.M)
+        s, f = res["test"]["sampled"], res["test"]["full"]
+        lines.append(
+            f"| {name} | {loss.group(1) if loss else '?'} | {res['best_epoch']} | "
+            f"{s['hit@10']:.4f} | {s['ndcg@10']:.4f} | {f['hit@10']:.4f} | {f['ndcg@10']:.4f} | "
+            f"{res['wall_seconds'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def mask_density(run_dir: Path) -> tuple[float, float]:
+    """(mean keep probability during the last epoch, fraction of positional entries kept)."""
+    train_density = math.nan
+    with (run_dir / "metrics.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row.get("train/mask_density"):
+                train_density = float(row["train/mask_density"])
+    state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["state_dict"]
+    phi = state.get("mask_provider.phi")
+    kept = math.nan
+    if phi is not None:
+        n = phi.shape[-1]
+        usable = torch.ones(n, n).tril().bool()
+        kept = float((torch.sigmoid(phi)[:, usable] > 0.5).float().mean())
+    return train_density, kept
+
+
+def denoiser_table(root: Path, protocol: str) -> str:
+    runs = load_runs(root)
+    groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
+    for name, res in runs.items():
+        m = re.fullmatch(r"(.+)-(sasrec|denoiser|denoiser-input)-s(\d+)", name)
+        if m:
+            groups[(m.group(1), m.group(2))][int(m.group(3))] = res
+    lines = [
+        "| dataset | model | seeds | Hit@10 | NDCG@10 | ΔHit@10 | ΔNDCG@10 | p (NDCG@10) | "
+        "mask density (train / kept) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in sorted({d for d, _ in groups}):
+        base = groups.get((dataset, "sasrec"), {})
+        for variant, label in (
+            ("sasrec", "SASRec"),
+            ("denoiser", "+Denoiser (positional)"),
+            ("denoiser-input", "+Denoiser (input-dependent)"),
+        ):
+            seeds = groups.get((dataset, variant), {})
+            if not seeds:
+                continue
+            vals = {k: np.array([r["test"][protocol][k] for r in seeds.values()]) for k in METRICS}
+            cells = [
+                f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}" for v in vals.values()
+            ]
+            delta, p_value, density = ["", ""], "", ""
+            if variant != "sasrec" and base:
+                for i, k in enumerate(METRICS):
+                    b = np.mean([r["test"][protocol][k] for r in base.values()])
+                    delta[i] = f"{(vals[k].mean() / b - 1) * 100:+.1f}%"
+                common = sorted(set(seeds) & set(base))
+                if common:
+                    a = per_user_mean(root, dataset, variant, common, protocol)
+                    bb = per_user_mean(root, dataset, "sasrec", common, protocol)
+                    p_value = f"{paired_test(a, bb, 'ndcg@10')['p_value']:.2g}"
+                dens = [mask_density(root / f"{dataset}-{variant}-s{s}") for s in seeds]
+                train_d, kept = np.nanmean([d[0] for d in dens]), np.nanmean([d[1] for d in dens])
+                density = f"{train_d:.3f} / {kept:.3f}"
+            lines.append(
+                f"| {dataset} | {label} | {len(seeds)} | {cells[0]} | {cells[1]} | {delta[0]} | "
+                f"{delta[1]} | {p_value} | {density} |"
+            )
+    return "\n".join(lines)
+
+
+def per_user_mean(
+    root: Path, dataset: str, variant: str, seeds: list[int], protocol: str
+) -> pd.DataFrame:
+    frames = [
+        pd.read_csv(root / f"{dataset}-{variant}-s{s}" / "per_user" / f"test_{protocol}.csv")
+        for s in seeds
+    ]
+    stacked = pd.concat(frames)
+    return stacked.groupby("user", as_index=False)[list(METRICS)].mean()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["foundation", "denoiser"])
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--protocol", choices=["sampled", "full"], default="sampled")
+    args = parser.parse_args()
+    if args.kind == "foundation":
+        print(foundation_table(args.runs))
+    else:
+        print(denoiser_table(args.runs, args.protocol))
+
+
+if __name__ == "__main__":
+    main()
