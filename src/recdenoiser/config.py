@@ -52,6 +52,20 @@ class ModelConfig(_Section):
     num_negatives: int = Field(1, gt=0, description="negatives per position (bce, sampled_softmax)")
     init_std: float | None = Field(None, description="normal init std; None keeps PyTorch defaults")
     fused_attention: bool = Field(True, description="use scaled_dot_product_attention when no mask")
+    # backbone-specific settings; each is ignored by the models that do not use it
+    mask_prob: float = Field(
+        0.2, gt=0.0, le=1.0, description="bert4rec: fraction of training items masked (Cloze)"
+    )
+    time_span: int = Field(256, gt=0, description="tisasrec: largest time interval (clipped)")
+    user_hidden_size: int | None = Field(
+        None, gt=0, description="ssept: user part of hidden_size; None = half of hidden_size"
+    )
+    sse_prob_user: float = Field(
+        0.92, ge=0.0, le=1.0, description="ssept: probability of replacing the user (training)"
+    )
+    sse_prob_item: float = Field(
+        0.1, ge=0.0, le=1.0, description="ssept: probability of replacing an input item"
+    )
 
 
 class DenoiserConfig(_Section):

@@ -1,6 +1,11 @@
 """Sequential recommenders built from shared parts; ``MODELS`` maps names to classes."""
 
-from recdenoiser.models import sasrec  # noqa: F401  (registers the model)
+from recdenoiser.models import (  # noqa: F401  (importing a module registers its model)
+    bert4rec,
+    sasrec,
+    ssept,
+    tisasrec,
+)
 from recdenoiser.models.base import (
     MODELS,
     SelfAttentiveRecommender,

@@ -10,8 +10,9 @@ SASRec differ only in the parts they pass in. Rec-Denoiser attaches through
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
+import torch
 from torch import Tensor, nn
 
 from recdenoiser.config import ModelConfig
@@ -35,12 +36,19 @@ class SequentialRecommender(nn.Module):
 
     #: whether sequences are read left-to-right only (causal) or in both directions
     causal: ClassVar[bool] = True
+    #: what the trainer hands to :meth:`training_batch`: ``"shifted"`` next-item pairs (input
+    #: ``s_1..s_{T-1}``, ``pos_items`` ``s_2..s_T``) or the ``"full"`` training sequence
+    #: ``s_1..s_T`` as ``item_seq`` with ``pos_items=None`` (the model makes its own targets)
+    training_input: ClassVar[Literal["shifted", "full"]] = "shifted"
+    #: whether batches must carry ``time_seq`` (the dataset must have timestamps)
+    needs_timestamps: ClassVar[bool] = False
 
-    def __init__(self, n_items: int, max_len: int, config: ModelConfig):
+    def __init__(self, n_items: int, max_len: int, config: ModelConfig, n_users: int | None = None):
         super().__init__()
         self.n_items = n_items
         self.max_len = max_len
         self.config = config
+        self.n_users = n_users
 
     # subclasses implement these two
     def encode(self, batch: Batch) -> Tensor:
@@ -55,6 +63,16 @@ class SequentialRecommender(nn.Module):
     @property
     def needs_negatives(self) -> bool:
         return NEEDS_NEGATIVES[self.config.loss]
+
+    def training_batch(self, batch: Batch, generator: torch.Generator) -> Batch:
+        """Turn a batch of training data into the batch the loss is computed on.
+
+        Called by the trainer's data pipeline (on CPU, before negatives are sampled for the
+        returned ``pos_items``) with the loader's seeded ``generator``; the identity here.
+        Models that corrupt or mask their training input (Cloze, stochastic shared embeddings)
+        override it, so every pass of a training step sees the same corrupted batch.
+        """
+        return batch
 
     def sequence_loss(self, batch: Batch) -> Tensor:
         """``[B]`` per-sequence losses summing to the batch's mean next-item loss."""
@@ -82,25 +100,38 @@ class SequentialRecommender(nn.Module):
 class SelfAttentiveRecommender(SequentialRecommender):
     """Embedding -> Transformer blocks -> dot product with the (shared) item embedding table."""
 
-    def __init__(self, n_items: int, max_len: int, config: ModelConfig):
-        super().__init__(n_items, max_len, config)
+    #: rows of the input item table after item ``n_items`` (e.g. BERT4Rec's [mask] token);
+    #: they are never scored (:meth:`item_table` stops at ``n_items``)
+    extra_tokens: ClassVar[int] = 0
+    #: feed-forward inner width as a multiple of ``hidden_size``
+    ffn_multiplier: ClassVar[int] = 1
+
+    def __init__(self, n_items: int, max_len: int, config: ModelConfig, n_users: int | None = None):
+        super().__init__(n_items, max_len, config, n_users)
         dropout = float(config.dropout)  # resolved from "auto" before models are built
         d = config.hidden_size
-        self.embedding = SequenceEmbedding(n_items, d, max_len, dropout)
-        blocks = [
-            TransformerBlock(
-                d,
-                config.num_heads,
-                dropout,
-                norm=config.norm,
-                activation=config.activation,
-                fused_attention=config.fused_attention,
-            )
-            for _ in range(config.num_blocks)
-        ]
+        self.embedding = self.build_embedding(dropout)
+        blocks = [self.build_block(dropout) for _ in range(config.num_blocks)]
         self.encoder = TransformerEncoder(blocks, d, final_norm=config.norm == "pre")
         self.mask_provider: MaskProvider | None = None
         self.reset_parameters()
+
+    def build_embedding(self, dropout: float) -> SequenceEmbedding:
+        return SequenceEmbedding(
+            self.n_items + self.extra_tokens, self.config.hidden_size, self.max_len, dropout
+        )
+
+    def build_block(self, dropout: float) -> TransformerBlock:
+        config = self.config
+        return TransformerBlock(
+            config.hidden_size,
+            config.num_heads,
+            dropout,
+            norm=config.norm,
+            activation=config.activation,
+            inner_size=config.hidden_size * self.ffn_multiplier,
+            fused_attention=config.fused_attention,
+        )
 
     def reset_parameters(self) -> None:
         """Xavier-normal weights (as the reference SASRec code), zero biases, PAD rows zero."""
@@ -126,7 +157,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         return self.encoder(x, allowed, valid, keep)
 
     def item_table(self) -> Tensor:
-        return self.embedding.items.weight
+        return self.embedding.items.weight[: self.n_items + 1]
 
 
 MODELS: Registry[type[SequentialRecommender]] = Registry("model")

@@ -9,11 +9,13 @@ from recdenoiser.models.base import SelfAttentiveRecommender, SequentialRecommen
 from recdenoiser.training.objective import BackboneObjective, Objective
 
 
-def build_recommender(config: RunConfig, n_items: int) -> SequentialRecommender:
+def build_recommender(
+    config: RunConfig, n_items: int, n_users: int | None = None
+) -> SequentialRecommender:
     max_len = config.data.max_len
     if not isinstance(max_len, int):
         raise ConfigError("data.max_len must be resolved before building a model")
-    model = build_model(config.model, n_items=n_items, max_len=max_len)
+    model = build_model(config.model, n_items=n_items, max_len=max_len, n_users=n_users)
     if config.denoiser.enabled:
         from recdenoiser.denoiser import attach_denoiser
 

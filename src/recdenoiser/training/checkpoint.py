@@ -89,7 +89,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         item_ids=ds["item_ids"],
         timestamps=None if ds["timestamps"] is None else ds["timestamps"].numpy(),
     )
-    model = build_recommender(config, dataset.n_items)
+    model = build_recommender(config, dataset.n_items, dataset.n_users)
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
     info = dict(payload.get("info", {}))

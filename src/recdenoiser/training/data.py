@@ -4,12 +4,19 @@ For a training sequence ``s_1..s_T`` the input is ``s_1..s_{T-1}`` and the targe
 ``s_2..s_T`` (both right-aligned in a window of ``max_len``), as in SASRec. Users with fewer than
 two training items give no (input, target) pair and are left out of training; their count is
 logged.
+
+Models whose ``training_input`` is ``"full"`` (Cloze training, BERT4Rec) get the whole training
+sequence ``s_1..s_T`` (its last ``max_len`` items) as ``item_seq`` with no targets instead, and
+every user with at least one training item. Either way each batch then goes through the model's
+``training_batch`` transform (see :meth:`TrainingSequences.for_model`) before negatives are
+sampled for the targets it returns.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -18,6 +25,8 @@ from torch.utils.data import DataLoader
 
 from recdenoiser.data.dataset import PAD
 from recdenoiser.data.split import LeaveOneOutSplit
+from recdenoiser.errors import ConfigError
+from recdenoiser.models.base import SequentialRecommender
 from recdenoiser.models.batch import Batch, pad_left
 
 logger = logging.getLogger(__name__)
@@ -69,29 +78,64 @@ class TrainingSequences:
         max_len: int,
         num_negatives: int,
         with_negatives: bool = True,
+        *,
+        full_sequences: bool = False,
+        transform: Callable[[Batch, torch.Generator], Batch] | None = None,
     ):
         lengths = np.diff(split.train_offsets)
-        users = np.flatnonzero(lengths >= 2)
+        min_length = 1 if full_sequences else 2
+        users = np.flatnonzero(lengths >= min_length)
         n_skipped = split.n_users - len(users)
         if n_skipped:
             logger.info(
-                "%d users have fewer than 2 training items and give no training pair", n_skipped
+                "%d users have fewer than %d training items and give no training example",
+                n_skipped,
+                min_length,
             )
         if len(users) == 0:
-            raise ValueError("no user has at least 2 training items")
+            raise ValueError(f"no user has at least {min_length} training items")
         seqs = [split.train_sequence(int(u)) for u in users]
+        # inputs are s[:-1] with targets s[1:], or the whole sequence with no targets
+        cut = slice(None) if full_sequences else slice(None, -1)
         self.users = torch.from_numpy(users)
-        self.item_seq = torch.from_numpy(pad_left([s[:-1] for s in seqs], max_len))
-        self.pos_items = torch.from_numpy(pad_left([s[1:] for s in seqs], max_len))
+        self.item_seq = torch.from_numpy(pad_left([s[cut] for s in seqs], max_len))
+        self.pos_items: Tensor | None = None
+        if not full_sequences:
+            self.pos_items = torch.from_numpy(pad_left([s[1:] for s in seqs], max_len))
         self.time_seq: Tensor | None = None
         if split.train_times is not None:
             times = [split.train_time_sequence(int(u)) for u in users]
-            self.time_seq = torch.from_numpy(pad_left([t[:-1] for t in times], max_len))  # type: ignore[index]
+            self.time_seq = torch.from_numpy(pad_left([t[cut] for t in times], max_len))  # type: ignore[index]
         self.lengths = (self.item_seq != PAD).sum(1)
+        self.transform = transform
         self.num_negatives = num_negatives
         self.with_negatives = with_negatives
         self.sampler = NegativeSampler(split) if with_negatives else None
         self.n_skipped_users = n_skipped
+
+    @classmethod
+    def for_model(
+        cls,
+        split: LeaveOneOutSplit,
+        model: SequentialRecommender,
+        max_len: int,
+        num_negatives: int,
+    ) -> TrainingSequences:
+        """The training data ``model`` asks for: its input kind, negatives and batch transform."""
+        if model.needs_timestamps and split.train_times is None:
+            name = model.config.name
+            raise ConfigError(
+                f"{name} needs timestamps but dataset {split.dataset.name!r} has none; "
+                "use a dataset with times (e.g. the beauty-time dataset)"
+            )
+        return cls(
+            split,
+            max_len,
+            num_negatives,
+            model.needs_negatives,
+            full_sequences=model.training_input == "full",
+            transform=model.training_batch,
+        )
 
     def __len__(self) -> int:
         return len(self.users)
@@ -100,22 +144,26 @@ class TrainingSequences:
         """The batch of training rows ``rows``, trimmed to its longest sequence.
 
         Trimming leading all-PAD columns changes no output (positions count from the end and
-        padding is masked), it only skips work.
+        padding is masked), it only skips work. The transform (if any) runs first; negatives
+        are then drawn for the targets it returns, against the real users' histories.
         """
         width = int(self.lengths[rows].max())
-        pos = self.pos_items[rows, -width:]
-        neg = None
-        if self.sampler is not None:
-            users = self.users[rows]
-            neg = self.sampler.sample(users, (pos.shape[1], self.num_negatives), generator)
-            neg = neg.masked_fill((pos == PAD).unsqueeze(-1), PAD)
-        return Batch(
+        users = self.users[rows]
+        batch = Batch(
             item_seq=self.item_seq[rows, -width:],
-            users=self.users[rows],
-            pos_items=pos,
-            neg_items=neg,
+            users=users,
+            pos_items=None if self.pos_items is None else self.pos_items[rows, -width:],
             time_seq=None if self.time_seq is None else self.time_seq[rows, -width:],
         )
+        if self.transform is not None:
+            batch = self.transform(batch, generator)
+        if self.sampler is not None:
+            pos = batch.pos_items
+            if pos is None:
+                raise ValueError("negatives need targets: the training batch has no pos_items")
+            neg = self.sampler.sample(users, (pos.shape[1], self.num_negatives), generator)
+            batch = replace(batch, neg_items=neg.masked_fill((pos == PAD).unsqueeze(-1), PAD))
+        return batch
 
     def loader(self, batch_size: int, seed: int, bucket: bool = True) -> DataLoader:
         """Shuffled batches; shuffling and negatives both follow ``seed`` (and the epoch).

@@ -250,11 +250,11 @@ def _train_in(
         )
 
     L.seed_everything(config.seed, workers=True, verbose=False)
-    model = build_recommender(config, dataset.n_items)
+    model = build_recommender(config, dataset.n_items, dataset.n_users)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model %s: %d parameters", type(model).__name__, n_params)
-    train_data = TrainingSequences(
-        split, int(config.data.max_len), config.model.num_negatives, model.needs_negatives
+    train_data = TrainingSequences.for_model(
+        split, model, int(config.data.max_len), config.model.num_negatives
     )
     module = RecommenderModule(model, build_objective(config), config, train_data)
 
