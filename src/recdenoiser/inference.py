@@ -46,7 +46,12 @@ class Recommender:
         return cls(load_checkpoint(path, device=device), device=device)
 
     def _top_k(
-        self, histories: list[np.ndarray], users: list[int], k: int, exclude_seen: bool
+        self,
+        histories: list[np.ndarray],
+        users: list[int],
+        k: int,
+        exclude_seen: bool,
+        times: list[np.ndarray] | None = None,
     ) -> list[tuple[list[str], list[float]]]:
         if k <= 0:
             raise RecDenoiserError(f"k must be positive, got {k}")
@@ -54,6 +59,8 @@ class Recommender:
             item_seq=torch.from_numpy(pad_left(histories, self.max_len)).to(self.device),
             users=torch.tensor(users, dtype=torch.long, device=self.device),
         )
+        if times is not None:
+            batch.time_seq = torch.from_numpy(pad_left(times, self.max_len)).to(self.device)
         with torch.no_grad():  # inference tensors cannot be edited in place below
             scores = self.model.score_all(batch).float()
         scores[:, PAD] = float("-inf")
@@ -79,7 +86,10 @@ class Recommender:
             )
         users = [self.dataset.user_index(u) for u in raw_users]
         histories = [self.dataset.sequence(u) for u in users]
-        results = self._top_k(histories, users, k, exclude_seen)
+        times = None
+        if self.model.needs_timestamps:
+            times = [self.dataset.times(u) for u in users]
+        results = self._top_k(histories, users, k, exclude_seen, times)  # type: ignore[arg-type]
         return [
             Recommendation(q, items, scores)
             for q, (items, scores) in zip(raw_users, results, strict=True)
@@ -90,6 +100,17 @@ class Recommender:
     ) -> Recommendation:
         if not raw_items:
             raise RecDenoiserError("the history is empty: give at least one item id")
+        name = self.checkpoint.config.model.name
+        if self.model.needs_timestamps:
+            raise RecDenoiserError(
+                f"{name} needs the times of the history's interactions; recommend for known "
+                "users (--users) instead"
+            )
+        if self.model.uses_user_ids:
+            raise RecDenoiserError(
+                f"{name} scores with a user embedding, so an anonymous history cannot be scored; "
+                "recommend for known users (--users) instead"
+            )
         unknown = [i for i in raw_items if not self._knows_item(i)]
         if unknown:
             raise UnknownIdError(

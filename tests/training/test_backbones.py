@@ -66,3 +66,28 @@ def test_backbone_beats_popularity(name: str, timed_planted_file: Path, tmp_path
     model = run.results["test"]["sampled"]
     assert model["hit@10"] >= pop["hit@10"] + 0.15, (name, model, pop)
     assert model["ndcg@10"] >= pop["ndcg@10"] + 0.15, (name, model, pop)
+
+
+@pytest.mark.parametrize("name", ["tisasrec", "ssept"])
+def test_recommend_with_user_or_time_dependent_backbones(
+    name: str, timed_planted_file: Path, tmp_path: Path
+) -> None:
+    from recdenoiser.errors import RecDenoiserError
+    from recdenoiser.inference import Recommender
+
+    config = make_run_config(
+        timed_planted_file,
+        tmp_path / "runs",
+        model={"name": name, **BACKBONES[name]},
+        data={"format": "user-item-time"},
+        train={"epochs": 1, "eval_every": 1},
+    )
+    run = train(config)
+    rec = Recommender.from_checkpoint(run.run_dir)
+    (top,) = rec.recommend_users(["1"], k=5)
+    history = set(rec.dataset.sequence(rec.dataset.user_index("1")).tolist())
+    assert len(top.items) == 5
+    assert not {rec.dataset.item_index(i) for i in top.items} & history
+    assert top.scores == sorted(top.scores, reverse=True)
+    with pytest.raises(RecDenoiserError, match="known users"):
+        rec.recommend_history(["1", "2"])

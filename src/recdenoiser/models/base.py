@@ -42,6 +42,8 @@ class SequentialRecommender(nn.Module):
     training_input: ClassVar[Literal["shifted", "full"]] = "shifted"
     #: whether batches must carry ``time_seq`` (the dataset must have timestamps)
     needs_timestamps: ClassVar[bool] = False
+    #: whether scores depend on the user id (a user embedding), not only on the history
+    uses_user_ids: ClassVar[bool] = False
 
     def __init__(self, n_items: int, max_len: int, config: ModelConfig, n_users: int | None = None):
         super().__init__()

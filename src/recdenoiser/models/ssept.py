@@ -73,6 +73,7 @@ class PersonalizedEmbedding(SequenceEmbedding):
 
 @MODELS.register("ssept")
 class SSEPT(SelfAttentiveRecommender):
+    uses_user_ids = True
     causal = True
     embedding: PersonalizedEmbedding
 
