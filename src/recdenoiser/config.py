@@ -8,10 +8,18 @@ resolved configuration saved with every run holds only concrete values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from recdenoiser.errors import ConfigError
 
@@ -27,12 +35,16 @@ class DataConfig(_Section):
     data_dir: str | None = Field(None, description="folder with dataset files; else env/./data")
     format: str | None = Field(None, description="reader format when `dataset` is a path")
     min_rating: float | None = None
-    k_core: int | Literal["auto"] = "auto"
-    max_len: int | Literal["auto"] = "auto"
+    k_core: Annotated[StrictInt, Field(ge=0)] | Literal["auto"] = "auto"
+    max_len: Annotated[StrictInt, Field(gt=0)] | Literal["auto"] = "auto"
+    columns: dict[str, str | None] | None = Field(
+        None, description="table format: {user: COL, item: COL, timestamp: COL, rating: COL}"
+    )
+    sep: str | None = Field(None, description="field separator override for text formats")
     noise_ratio: float = Field(
         0.0, ge=0.0, le=0.5, description="fraction of training items replaced"
     )
-    noise_seed: int = 0
+    noise_seed: StrictInt = 0
     skip_bad_lines: bool = False
     drop_duplicates: bool = False
     download: bool = False
@@ -42,22 +54,26 @@ class ModelConfig(_Section):
     """Backbone architecture and its training loss."""
 
     name: str = "sasrec"
-    hidden_size: int = Field(50, gt=0)
-    num_blocks: int = Field(2, gt=0)
-    num_heads: int = Field(1, gt=0)
-    dropout: float | Literal["auto"] = "auto"
+    hidden_size: StrictInt = Field(50, gt=0)
+    num_blocks: StrictInt = Field(2, gt=0)
+    num_heads: StrictInt = Field(1, gt=0)
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | Literal["auto"] = "auto"
     norm: Literal["pre", "post"] = "pre"
     activation: Literal["relu", "gelu"] = "relu"
     loss: Literal["bce", "sampled_softmax", "softmax"] = "bce"
-    num_negatives: int = Field(1, gt=0, description="negatives per position (bce, sampled_softmax)")
-    init_std: float | None = Field(None, description="normal init std; None keeps PyTorch defaults")
+    num_negatives: StrictInt = Field(
+        1, gt=0, description="negatives per position (bce, sampled_softmax)"
+    )
+    init_std: float | None = Field(
+        None, gt=0.0, description="normal init std; None keeps PyTorch defaults"
+    )
     fused_attention: bool = Field(True, description="use scaled_dot_product_attention when no mask")
     # backbone-specific settings; each is ignored by the models that do not use it
     mask_prob: float = Field(
         0.2, gt=0.0, le=1.0, description="bert4rec: fraction of training items masked (Cloze)"
     )
-    time_span: int = Field(256, gt=0, description="tisasrec: largest time interval (clipped)")
-    user_hidden_size: int | None = Field(
+    time_span: StrictInt = Field(256, gt=0, description="tisasrec: largest time interval (clipped)")
+    user_hidden_size: StrictInt | None = Field(
         None, gt=0, description="ssept: user part of hidden_size; None = half of hidden_size"
     )
     sse_prob_user: float = Field(
@@ -78,32 +94,41 @@ class DenoiserConfig(_Section):
     estimator: Literal["arm", "ar"] = "arm"
     beta: float = Field(0.01, ge=0.0, description="weight of the L0 (expected mask density) term")
     gamma: float = Field(0.001, ge=0.0, description="weight of the Jacobian term")
-    jacobian_projections: int = Field(1, gt=0)
+    jacobian_projections: StrictInt = Field(1, gt=0)
     jacobian_sample: float = Field(1.0, gt=0.0, le=1.0, description="fraction of batch used")
     inference_mask: Literal["soft", "binary"] = "soft"
     init_keep_prob: float = Field(0.9, gt=0.0, lt=1.0)
     mask_sampling: Literal["batch", "sequence"] = Field(
         "batch", description="one mask per layer per batch (paper) or one per sequence"
     )
-    rank: int = Field(8, gt=0, description="rank of the input-dependent bilinear score")
-    mask_lr: float | None = Field(None, description="learning rate of mask logits; None = train.lr")
+    rank: StrictInt = Field(8, gt=0, description="rank of the input-dependent bilinear score")
+    mask_lr: float | None = Field(
+        None, gt=0.0, description="learning rate of mask logits; None = train.lr"
+    )
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(200, gt=0)
-    batch_size: int = Field(128, gt=0)
+    epochs: StrictInt = Field(200, gt=0)
+    batch_size: StrictInt = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0.0)
-    betas: tuple[float, float] = (0.9, 0.98)
+    betas: tuple[
+        Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]
+    ] = (
+        0.9,
+        0.98,
+    )
     weight_decay: float = Field(0.0, ge=0.0)
-    eval_every: int = Field(10, gt=0, description="validate every k epochs")
-    patience: int | None = Field(5, description="validations without improvement; None = off")
+    eval_every: StrictInt = Field(10, gt=0, description="validate every k epochs")
+    patience: StrictInt | None = Field(
+        5, ge=1, description="validations without improvement; None = off"
+    )
     monitor: str = "ndcg@10"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["32", "bf16"] = "32"
-    num_threads: int | None = Field(None, description="torch threads; None = all cores")
+    num_threads: StrictInt | None = Field(None, ge=1, description="torch threads; None = all cores")
     progress: bool = True
     tensorboard: bool = False
-    grad_clip: float | None = None
+    grad_clip: float | None = Field(None, gt=0.0)
     bucket_by_length: bool = Field(
         True, description="batch sequences of similar length together (much less padding work)"
     )
@@ -111,12 +136,12 @@ class TrainConfig(_Section):
 
 class EvalConfig(_Section):
     protocol: Literal["sampled", "full"] = Field("sampled", description="protocol for validation")
-    num_negatives: int = Field(100, gt=0)
-    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
-    max_users: int | None = None
-    seed: int = 2022
+    num_negatives: StrictInt = Field(100, gt=0)
+    ks: list[StrictInt] = Field(default_factory=lambda: [1, 5, 10, 20])
+    max_users: StrictInt | None = Field(None, ge=1)
+    seed: StrictInt = 2022
     exclude_history: bool = True
-    batch_size: int = Field(1024, gt=0)
+    batch_size: StrictInt = Field(1024, gt=0)
 
     @field_validator("ks")
     @classmethod
@@ -127,7 +152,9 @@ class EvalConfig(_Section):
 
 
 class RunConfig(_Section):
-    seed: int = 42
+    """A whole run; ``train.monitor`` must name a metric that evaluation produces."""
+
+    seed: StrictInt = 42
     output_dir: str = "runs"
     name: str | None = Field(None, description="run folder name; default model-dataset-time")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -135,6 +162,16 @@ class RunConfig(_Section):
     denoiser: DenoiserConfig = Field(default_factory=DenoiserConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _monitor_is_a_metric(self) -> RunConfig:
+        metrics = [f"{m}@{k}" for m in ("hit", "ndcg") for k in self.eval.ks] + ["mrr"]
+        if self.train.monitor not in metrics:
+            raise ValueError(
+                f"train.monitor {self.train.monitor!r} is not a metric; choose one of "
+                f"{', '.join(metrics)}"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------------- loading
@@ -216,7 +253,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+            detail = " ".join(str(exc).split())
+            raise ConfigError(f"{path}: not valid YAML ({detail})") from None
     raw = apply_overrides(raw, overrides or [])
     return config_from_dict(raw, source)
 

@@ -53,8 +53,8 @@ class Recommender:
         exclude_seen: bool,
         times: list[np.ndarray] | None = None,
     ) -> list[tuple[list[str], list[float]]]:
-        if k <= 0:
-            raise RecDenoiserError(f"k must be positive, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise RecDenoiserError(f"k must be a positive integer, got {k!r}")
         batch = Batch(
             item_seq=torch.from_numpy(pad_left(histories, self.max_len)).to(self.device),
             users=torch.tensor(users, dtype=torch.long, device=self.device),
@@ -67,16 +67,18 @@ class Recommender:
         if exclude_seen:
             for row, hist in enumerate(histories):
                 scores[row, torch.from_numpy(hist).to(self.device)] = float("-inf")
-        k = min(k, int(torch.isfinite(scores).sum(1).min()))
-        top = torch.topk(scores, k, dim=1)
+        top = torch.topk(scores, min(k, scores.shape[1]), dim=1)
         out = []
         for vals, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-            out.append(([str(self.dataset.item_ids[i]) for i in idx], [float(v) for v in vals]))
+            # each row keeps only the items it may recommend (fewer than k when few are left)
+            kept = [(i, v) for i, v in zip(idx, vals, strict=True) if v != float("-inf")]
+            out.append(([str(self.dataset.item_ids[i]) for i, _ in kept], [v for _, v in kept]))
         return out
 
     def recommend_users(
         self, raw_users: list[str], k: int = 10, exclude_seen: bool = True
     ) -> list[Recommendation]:
+        raw_users = _id_list(raw_users, "user")
         unknown = [u for u in raw_users if not self._knows_user(u)]
         if unknown:
             raise UnknownIdError(
@@ -98,6 +100,7 @@ class Recommender:
     def recommend_history(
         self, raw_items: list[str], k: int = 10, exclude_seen: bool = True
     ) -> Recommendation:
+        raw_items = _id_list(raw_items, "item", allow_empty=True)
         if not raw_items:
             raise RecDenoiserError("the history is empty: give at least one item id")
         name = self.checkpoint.config.model.name
@@ -134,3 +137,13 @@ class Recommender:
         except UnknownIdError:
             return False
         return True
+
+
+def _id_list(ids: object, kind: str, allow_empty: bool = False) -> list[str]:
+    """Raw ids as strings; a bare string is refused (it would be read character by character)."""
+    if isinstance(ids, str | bytes) or not isinstance(ids, list | tuple | np.ndarray):
+        raise RecDenoiserError(f"give the {kind} ids as a list, e.g. [{ids!r}]")
+    out = [str(i) for i in ids]
+    if not out and not allow_empty:
+        raise RecDenoiserError(f"no {kind} ids given")
+    return out

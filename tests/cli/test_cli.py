@@ -43,7 +43,8 @@ def assert_user_error(capsys: pytest.CaptureFixture[str], argv: list[str], *frag
     code, _, err = run_cli(capsys, *argv)
     assert code == 2, err
     assert "Traceback" not in err
-    lines = err.strip().splitlines()
+    # counted data warnings ("warning: ...", one line each) may precede the error
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning:")]
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1, err
     assert lines == errors, f"more than the error line on stderr: {err!r}"
@@ -292,3 +293,101 @@ def test_subprocess_recommend_and_error(trained_run: RunResult, tmp_path: Path) 
     ]
     assert proc.stderr.count("error:") == 1
     assert proc.stdout == ""
+
+
+def test_error_resume_checks_before_writing_anything(
+    capsys: pytest.CaptureFixture[str], config_file: Path, trained_run: RunResult, tmp_path: Path
+) -> None:
+    original = config_file.read_text()
+    assert_user_error(
+        capsys,
+        ["-q", "train", str(config_file), "--resume", str(tmp_path / "typo.ckpt")],
+        "no such checkpoint file",
+    )
+    assert config_file.read_text() == original
+    assert not (tmp_path / "run.log").exists()
+    best = trained_run.run_dir / "checkpoints" / "best.pt"
+    assert_user_error(
+        capsys,
+        ["-q", "train", str(config_file), "--resume", str(best)],
+        "training-state checkpoint",
+    )
+    last = trained_run.run_dir / "checkpoints" / "last.ckpt"
+    stored = (trained_run.run_dir / "config.yaml").read_text()
+    assert_user_error(
+        capsys,
+        [
+            "-q",
+            "train",
+            str(trained_run.run_dir / "config.yaml"),
+            "--resume",
+            str(last),
+            "--set",
+            "model.hidden_size=32",
+        ],
+        "model.hidden_size",
+    )
+    assert (trained_run.run_dir / "config.yaml").read_text() == stored
+
+
+def test_error_run_name_reused(
+    capsys: pytest.CaptureFixture[str], config_file: Path, trained_run: RunResult
+) -> None:
+    assert_user_error(
+        capsys,
+        [
+            "-q",
+            "train",
+            str(config_file),
+            "--set",
+            f"output_dir={trained_run.run_dir.parent}",
+            "--set",
+            f"name={trained_run.run_dir.name}",
+        ],
+        "already exists",
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("data.max_len=0", "max_len"),
+        ("model.dropout=1.5", "dropout"),
+        ("train.betas=[2, 3]", "betas"),
+        ("train.num_threads=-2", "num_threads"),
+        ("model.hidden_size=true", "hidden_size"),
+        ("denoiser.mask_lr=-1", "mask_lr"),
+        ("eval.max_users=0", "max_users"),
+        ("train.monitor=nope", "train.monitor"),
+    ],
+)
+def test_error_config_values_checked_up_front(
+    capsys: pytest.CaptureFixture[str], config_file: Path, override: str, key: str
+) -> None:
+    assert_user_error(capsys, ["-q", "train", str(config_file), "--set", override], key)
+
+
+def test_error_data_path_is_a_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert_user_error(
+        capsys, ["-q", "prepare", str(tmp_path), "--format", "user-item"], "is a directory"
+    )
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"\x1f\x8b\x08garbage")
+    assert_user_error(capsys, ["-q", "prepare", str(bad), "--format", "user-item"], "bad.gz")
+
+
+def test_recommend_limits_k_per_user(trained_run: RunResult) -> None:
+    from recdenoiser.errors import RecDenoiserError
+    from recdenoiser.inference import Recommender
+
+    rec = Recommender.from_checkpoint(trained_run.run_dir)
+    users = [str(u) for u in rec.dataset.user_ids[:3]]
+    results = rec.recommend_users(users, k=rec.dataset.n_items)
+    for raw, result in zip(users, results, strict=True):
+        seen = set(rec.dataset.sequence(rec.dataset.user_index(raw)).tolist())
+        assert len(result.items) == rec.dataset.n_items - len(seen)
+        assert not {rec.dataset.item_index(i) for i in result.items} & seen
+    with pytest.raises(RecDenoiserError, match="as a list"):
+        rec.recommend_users(users[0])  # type: ignore[arg-type]
+    with pytest.raises(RecDenoiserError, match="positive integer"):
+        rec.recommend_users(users, k=2.5)  # type: ignore[arg-type]

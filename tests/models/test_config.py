@@ -169,6 +169,7 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
             "train.betas=[0.8, 0.99]",
             "train.grad_clip=1.5",
             "eval.ks=[3, 7]",
+            "train.monitor=ndcg@7",
         ],
     )
     text = dump_config(cfg)

@@ -154,6 +154,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             print(f"{label}:")
             for rank, (item, score) in enumerate(zip(r.items, r.scores, strict=True), 1):
                 print(f"  {rank:3d}. {item}  {score:.4f}")
+            if len(r.items) < args.k:
+                print(f"  (only {len(r.items)} items are left to recommend)")
     return 0
 
 
@@ -260,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-seed", type=int, help="default: the run's data.noise_seed")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_noise_report)
+
+    from recdenoiser.experiments.cli import add_commands  # experiment run/run-cell/status, report
+
+    add_commands(sub)
     return parser
 
 
@@ -274,6 +280,22 @@ def configure_logging(verbose: bool, quiet: bool) -> None:
     root.setLevel(min(level, logging.INFO))
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Python warnings (skipped lines, duplicates, ...) as one "warning:" line each
+    logging.captureWarnings(True)
+    warn_handler = logging.StreamHandler(sys.stderr)
+    warn_handler.setFormatter(_OneLineWarning())
+    py_warnings = logging.getLogger("py.warnings")
+    py_warnings.handlers[:] = [warn_handler]
+    py_warnings.propagate = False
+
+
+class _OneLineWarning(logging.Formatter):
+    """``warning: MESSAGE`` from the ``file:line: Category: MESSAGE\n  source`` text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        parts = text.split(": ", 2)
+        return f"warning: {parts[2] if len(parts) == 3 else text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -289,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `recdenoiser ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

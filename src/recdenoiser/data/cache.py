@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,13 @@ def content_sha256(path: Path, cache_dir: Path | None) -> str:
 
 
 def _first_text_line(path: Path, limit: int = 200) -> list[str]:
+    try:
+        return _first_text_line_unchecked(path, limit)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"cannot read the file ({type(exc).__name__}: {exc})", path) from None
+
+
+def _first_text_line_unchecked(path: Path, limit: int = 200) -> list[str]:
     import gzip
 
     with path.open("rb") as probe:
@@ -253,6 +261,8 @@ def load_dataset(
                 f"no such file, and not a known dataset name (known: {known})", src_path
             )
         path = src_path
+        if path.is_dir():
+            raise DataError("is a directory, expected a file", path)
         reader_fmt = fmt if fmt is not None else infer_format(path, mapping)
         name = path.name.split(".")[0] or path.name
         default_k, default_min = DEFAULT_K_CORE, None
@@ -297,9 +307,12 @@ def load_dataset(
                 return dataset
             logger.warning("cache file %s does not match its key; rebuilding it", cache_file)
 
-    df = read_interactions(
-        path, reader_fmt, columns=mapping, sep=sep, skip_bad_lines=skip_bad_lines
-    )
+    try:
+        df = read_interactions(
+            path, reader_fmt, columns=mapping, sep=sep, skip_bad_lines=skip_bad_lines
+        )
+    except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt compressed files
+        raise DataError(f"cannot read the file ({type(exc).__name__}: {exc})", path) from None
     dataset = preprocess(
         df,
         name=name,

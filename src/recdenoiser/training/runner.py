@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 from recdenoiser import __version__
-from recdenoiser.config import RunConfig, dump_config, resolve
+from recdenoiser.config import RunConfig, dump_config, load_config, resolve
 from recdenoiser.data import LeaveOneOutSplit, inject_noise, load_dataset
 from recdenoiser.data.dataset import SequenceDataset
+from recdenoiser.errors import RecDenoiserError
 from recdenoiser.evaluation import EvalResult, evaluate, save_per_user
 from recdenoiser.models.base import SequentialRecommender
 from recdenoiser.training.build import build_objective, build_recommender
@@ -89,6 +90,8 @@ def load_split(config: RunConfig) -> tuple[SequenceDataset, LeaveOneOutSplit, An
         data.dataset,
         data_dir=data.data_dir,
         fmt=data.format,
+        columns=data.columns,
+        sep=data.sep,
         min_rating=data.min_rating,
         skip_bad_lines=data.skip_bad_lines,
         drop_duplicates=data.drop_duplicates,
@@ -108,8 +111,70 @@ def make_run_dir(config: RunConfig) -> Path:
         f"{Path(config.data.dataset).stem}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     run_dir = Path(config.output_dir) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RecDenoiserError(
+            f"run directory {run_dir} already exists and is not empty: choose another name "
+            f"(--set name=...) or continue it with --resume {run_dir}/checkpoints/last.ckpt"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+SAME_ON_RESUME = ("data", "model", "denoiser")
+
+
+def check_resume(path: Path, config: RunConfig) -> Path:
+    """The run directory of a Lightning checkpoint ``RUN/checkpoints/*.ckpt``, after checking
+    that it exists, is a training-state checkpoint and was made with the same data, model and
+    denoiser settings. Nothing is written before these checks pass."""
+    if not path.is_file():
+        raise RecDenoiserError(f"--resume: no such checkpoint file: {path}")
+    run_dir = path.parent.parent
+    stored_path = run_dir / "config.yaml"
+    if path.parent.name != "checkpoints" or not stored_path.exists():
+        raise RecDenoiserError(
+            f"--resume: {path} is not inside a run directory (expected RUN/checkpoints/last.ckpt "
+            "next to RUN/config.yaml)"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # corrupt or foreign files raise many unrelated types
+        raise RecDenoiserError(f"--resume: cannot read {path} ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or "pytorch-lightning_version" not in state:
+        raise RecDenoiserError(
+            f"--resume: {path} is not a training-state checkpoint; use RUN/checkpoints/last.ckpt "
+            "(best.pt holds weights only)"
+        )
+    stored = load_config(stored_path).model_dump(mode="json")
+    new = config.model_dump(mode="json")
+    changed = [
+        f"{section}.{key}"
+        for section in SAME_ON_RESUME
+        for key in stored[section]
+        if stored[section][key] != new[section][key]
+    ]
+    if changed:
+        raise RecDenoiserError(
+            f"--resume: the configuration differs from the run's in {', '.join(changed)}; "
+            "only train.* and eval.* settings may change when resuming"
+        )
+    return run_dir
+
+
+def check_catalogue(split: LeaveOneOutSplit, config: RunConfig) -> None:
+    """Fail before training when the sampled protocol cannot draw enough negatives."""
+    if len(split.eval_users) == 0:
+        raise RecDenoiserError(
+            f"dataset {split.dataset.name!r} has no user with 3 or more interactions to evaluate"
+        )
+    lengths = np.diff(split.dataset.offsets)[split.eval_users]
+    worst = int(split.eval_users[int(np.argmax(lengths))])
+    unseen = split.n_items - len(np.unique(split.dataset.sequence(worst)))
+    if unseen < config.eval.num_negatives:
+        raise RecDenoiserError(
+            f"user {split.dataset.user_ids[worst]} has only {unseen} unseen items but the sampled "
+            f"protocol needs eval.num_negatives={config.eval.num_negatives}; lower it"
+        )
 
 
 def environment_info(device: str) -> dict[str, Any]:
@@ -164,7 +229,8 @@ def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
         config, dataset_max_len=max_len, dataset_dropout=dropout, dataset_k_core=k_core
     )
 
-    run_dir = Path(resume).parent.parent if resume else make_run_dir(config)
+    run_dir = check_resume(Path(resume), config) if resume else make_run_dir(config)
+    check_catalogue(split, config)
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)

@@ -1,0 +1,299 @@
+"""Experiment grids: a base configuration and axes of overrides, expanded into cells.
+
+A grid file (YAML)::
+
+    name: noise                        # default: the file name without .yaml
+    base: sasrec-ml-1m                 # packaged config name, a YAML path (relative to this
+                                       # file) or an inline mapping
+    set:                               # overrides applied to every cell
+      train.progress: false
+    axes:                              # a mapping of axes -> one cartesian product
+      dataset:                         # a *bundle* axis: label -> overrides
+        ml-1m: {data.dataset: ml-1m, data.max_len: 50}
+        beauty: {data.dataset: beauty, data.max_len: 25}
+      data.noise_ratio: [0.0, 0.1]     # a *key* axis: the axis name is the config key
+      seed: [1, 2, 3]
+    quick:                             # used with --quick
+      set: {train.epochs: 5, eval.max_users: 500}
+      axes: {seed: [1]}                # replaces those axes' values
+
+``axes`` may instead be a list of such mappings: the grid is then the union of their products
+(a cell reached from several blocks is kept once, with the labels of all of them), e.g. two
+one-dimensional sweeps plus a baseline. Write floats in YAML with a dot (``1.0e-3``, not
+``1e-3``, which YAML 1.1 reads as a string).
+
+Every cell's overrides are applied in this order: ``base`` < ``set`` < ``quick.set`` < axes in
+file order (a later axis wins over an earlier one for the same key). The cell id is a hash of
+the base reference and the final ``key -> value`` overrides, so it does not depend on the axis
+order, on labels or on later additions of defaults to :class:`~recdenoiser.config.RunConfig`;
+quick cells differ from full cells because their overrides differ.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recdenoiser.config import RunConfig, apply_overrides, config_from_dict
+from recdenoiser.errors import ConfigError
+
+SEED_AXIS = "seed"
+
+
+@dataclass(frozen=True)
+class AxisValue:
+    label: str
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    values: tuple[AxisValue, ...]
+
+
+@dataclass
+class Cell:
+    """One training run of a grid."""
+
+    cell_id: str
+    labels: dict[str, str]  # axis name -> label of this cell's value
+    overrides: dict[str, Any]  # final section.key -> value
+    config: RunConfig | None  # None when the overrides give an invalid configuration
+    error: str | None = None  # why the configuration is invalid (the cell then fails)
+
+    def overrides_list(self) -> list[str]:
+        return [f"{k}={json.dumps(v)}" for k, v in self.overrides.items()]
+
+
+@dataclass
+class Grid:
+    name: str
+    base: str | dict[str, Any]
+    base_raw: dict[str, Any]
+    set: dict[str, Any]
+    blocks: list[list[Axis]]
+    quick_set: dict[str, Any] = field(default_factory=dict)
+    quick_axes: dict[str, list[AxisValue]] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def axis_names(self) -> list[str]:
+        names: list[str] = []
+        for block in self.blocks:
+            names.extend(a.name for a in block if a.name not in names)
+        return names
+
+    def cells(self, quick: bool = False) -> list[Cell]:
+        """Every cell of the grid (full or quick), in a stable order, duplicates removed."""
+        out: dict[str, Cell] = {}
+        for block in self.blocks:
+            axes = [
+                Axis(a.name, tuple(self.quick_axes[a.name]))
+                if quick and a.name in self.quick_axes
+                else a
+                for a in block
+            ]
+            for combo in itertools.product(*(a.values for a in axes)):
+                overrides: dict[str, Any] = dict(self.set)
+                if quick:
+                    overrides.update(self.quick_set)
+                labels: dict[str, str] = {}
+                for axis, value in zip(axes, combo, strict=True):
+                    labels[axis.name] = value.label
+                    for key, val in value.overrides.items():
+                        overrides.pop(key, None)  # keep "last writer" order for readability
+                        overrides[key] = val
+                cell_id = cell_hash(self.base, overrides)
+                if cell_id in out:  # the same run reached from another block: one cell
+                    for name, label in labels.items():
+                        out[cell_id].labels.setdefault(name, label)
+                else:
+                    config, error = self._config(overrides)
+                    out[cell_id] = Cell(cell_id, labels, overrides, config, error)
+        return list(out.values())
+
+    def cell(self, cell_id: str, quick: bool = False) -> Cell:
+        for cell in self.cells(quick):
+            if cell.cell_id == cell_id:
+                return cell
+        raise ConfigError(
+            f"grid {self.name!r} has no {'quick ' if quick else ''}cell {cell_id!r}"
+            + ("" if quick else " (a quick cell needs --quick)")
+        )
+
+    def _config(self, overrides: dict[str, Any]) -> tuple[RunConfig | None, str | None]:
+        raw = copy.deepcopy(self.base_raw)
+        for key, value in overrides.items():
+            set_key(raw, key, value)  # an unknown key is an error of the whole grid
+        try:
+            return config_from_dict(raw, f"grid {self.name!r}"), None
+        except ConfigError as exc:  # an invalid value fails only this cell
+            return None, str(exc)
+
+    def spec(self) -> dict[str, Any]:
+        """What the results database keeps about the grid (enough for a report)."""
+        return {
+            "name": self.name,
+            "path": None if self.path is None else str(self.path),
+            "base": self.base,
+            "axes": self.axis_names,
+            "blocks": [[a.name for a in block] for block in self.blocks],
+        }
+
+
+def cell_hash(base: str | dict[str, Any], overrides: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        {"base": base, "overrides": dict(sorted(overrides.items()))},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha1(canonical.encode()).hexdigest()[:12]
+
+
+def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``section.key`` in a raw config mapping (the key is checked like ``--set``)."""
+    apply_overrides(raw, [f"{key}=null"])  # validates the key, creates the sections
+    node = raw
+    parts = [p for p in key.split(".") if p]
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ",".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _axis(name: str, spec: Any, where: str) -> Axis:
+    if isinstance(spec, dict):  # bundle axis: label -> overrides
+        values = []
+        for label, overrides in spec.items():
+            if overrides is None:
+                overrides = {}
+            if not isinstance(overrides, dict):
+                raise ConfigError(
+                    f"{where}: axis {name!r}: value {label!r} must map to overrides "
+                    f"(section.key: value), got {overrides!r}"
+                )
+            values.append(AxisValue(str(label), dict(overrides)))
+        return Axis(name, tuple(values))
+    if isinstance(spec, list):
+        values = []
+        for item in spec:
+            if isinstance(item, dict):
+                values.append(AxisValue(_label(item), dict(item)))
+            else:
+                values.append(AxisValue(_label(item), {name: item}))
+        if not values:
+            raise ConfigError(f"{where}: axis {name!r} has no values")
+        return Axis(name, tuple(values))
+    raise ConfigError(
+        f"{where}: axis {name!r} must be a list of values or a mapping label -> overrides"
+    )
+
+
+def _mapping(value: Any, what: str, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {what} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _load_base(base: Any, folder: Path | None, where: str) -> dict[str, Any]:
+    if isinstance(base, dict):
+        return copy.deepcopy(base)
+    if base is None:
+        return {}
+    if not isinstance(base, str):
+        raise ConfigError(f"{where}: base must be a config name, a path or a mapping")
+    path = Path(base)
+    candidates = [path]
+    if folder is not None and not path.is_absolute():
+        candidates.insert(0, folder / path)
+    for cand in candidates:
+        if cand.is_file():
+            loaded = yaml.safe_load(cand.read_text()) or {}
+            return _mapping(loaded, "the base config", str(cand))
+    from importlib import resources
+
+    packaged = resources.files("recdenoiser") / "configs" / f"{base}.yaml"
+    if packaged.is_file():
+        return _mapping(yaml.safe_load(packaged.read_text()) or {}, "the base config", base)
+    raise ConfigError(f"{where}: base {base!r} is neither a file nor a packaged config")
+
+
+def grid_from_dict(
+    raw: dict[str, Any], *, name: str | None = None, path: Path | None = None
+) -> Grid:
+    where = str(path) if path is not None else "grid"
+    raw = _mapping(raw, "the grid", where)
+    known = {"name", "base", "set", "axes", "quick", "description"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown grid key(s) {sorted(unknown)} (valid: {', '.join(sorted(known))})"
+        )
+    grid_name = str(raw.get("name") or name or (path.stem if path else "grid"))
+    base = raw.get("base")
+    base_raw = _load_base(base, path.parent if path else None, where)
+    axes_spec = raw.get("axes")
+    blocks_spec = axes_spec if isinstance(axes_spec, list) else [axes_spec or {}]
+    blocks: list[list[Axis]] = []
+    for block in blocks_spec:
+        block = _mapping(block, "each entry of axes", where)
+        blocks.append([_axis(str(n), spec, where) for n, spec in block.items()])
+    quick = _mapping(raw.get("quick"), "quick", where)
+    unknown_quick = set(quick) - {"set", "axes"}
+    if unknown_quick:
+        raise ConfigError(f"{where}: unknown quick key(s) {sorted(unknown_quick)} (set, axes)")
+    quick_axes = {
+        str(n): list(_axis(str(n), spec, where).values)
+        for n, spec in _mapping(quick.get("axes"), "quick.axes", where).items()
+    }
+    all_axes = {a.name for block in blocks for a in block}
+    for n in quick_axes:
+        if n not in all_axes:
+            raise ConfigError(f"{where}: quick.axes names {n!r}, which is not an axis")
+    grid = Grid(
+        name=grid_name,
+        base=base if isinstance(base, str | dict) else {},
+        base_raw=base_raw,
+        set=dict(_mapping(raw.get("set"), "set", where)),
+        blocks=blocks,
+        quick_set=dict(_mapping(quick.get("set"), "quick.set", where)),
+        quick_axes=quick_axes,
+        path=path,
+    )
+    # fail early, before anything runs, on unknown keys
+    grid.cells(quick=False)
+    grid.cells(quick=True)
+    return grid
+
+
+def load_grid(path: str | Path) -> Grid:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read grid file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return grid_from_dict(raw, path=path.resolve())
