@@ -88,6 +88,9 @@ CASES: dict[str, Case] = {
     "denoiser-arm-jac0.25": Case(
         "Rec-Denoiser, ARM, Jacobian on 25% of the batch", _denoiser(jacobian_sample=0.25)
     ),
+    "denoiser-arm-jac-every4": Case(
+        "Rec-Denoiser, ARM, Jacobian every 4th step (weighted by 4)", _denoiser(jacobian_every=4)
+    ),
     "denoiser-ar": Case("Rec-Denoiser, AR estimator", _denoiser(estimator="ar")),
     "denoiser-input": Case(
         "Rec-Denoiser, ARM, input-dependent masks", _denoiser(mask_kind="input_dependent")

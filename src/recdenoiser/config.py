@@ -96,6 +96,9 @@ class DenoiserConfig(_Section):
     gamma: float = Field(0.001, ge=0.0, description="weight of the Jacobian term")
     jacobian_projections: StrictInt = Field(1, gt=0)
     jacobian_sample: float = Field(1.0, gt=0.0, le=1.0, description="fraction of batch used")
+    jacobian_every: StrictInt = Field(
+        1, ge=1, description="estimate R_J every k-th step, weighted by k (k=1: every step)"
+    )
     inference_mask: Literal["soft", "binary"] = "soft"
     init_keep_prob: float = Field(0.9, gt=0.0, lt=1.0)
     mask_sampling: Literal["batch", "sequence"] = Field(

@@ -161,3 +161,16 @@ def test_jacobian_on_a_subsample_of_the_batch(masks_on: bool) -> None:
     assert not model.encoder.record_io and model.encoder.block_io == []
     if masks_on:
         assert model.mask_provider.noise is None
+
+
+def test_jacobian_every_k_steps_is_weighted_by_k() -> None:
+    cfg = DenoiserConfig(enabled=True, masks=False, jacobian_every=3)
+    model = make_model(cfg).train()
+    objective = DenoiserObjective(cfg)
+    seen = [("jacobian" in objective(model, training_batch(i))[1]) for i in range(6)]
+    assert seen == [True, False, False, True, False, False]
+    torch.manual_seed(0)
+    loss_k, logs = DenoiserObjective(cfg)(model, training_batch())
+    torch.manual_seed(0)
+    base = model.sequence_loss(training_batch()).sum()
+    assert torch.allclose(loss_k, base + cfg.gamma * 3 * logs["jacobian"], rtol=1e-5)

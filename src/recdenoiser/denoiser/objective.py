@@ -19,6 +19,9 @@ not change the estimator (the loss value is identical); it only saves memory and
 ``jacobian_sample < 1`` estimates ``R_J`` on a random subset of the batch's sequences, in a
 separate forward pass with the same mask draw: still unbiased for the per-sequence mean, with
 more variance, and the double backward costs only that fraction of the batch.
+``jacobian_every = k`` computes the penalty on every k-th step only, weighted by k: the average
+gradient over k steps is unchanged, each step's is noisier, and the double backward (the dearest
+part of a step) runs k times less often.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def usable_entries(allowed: Tensor, padding_mask: Tensor) -> Tensor:
 class DenoiserObjective:
     def __init__(self, config: DenoiserConfig):
         self.config = config
+        self.steps = 0  # training steps seen, for jacobian_every
 
     def __call__(
         self, model: SequentialRecommender, batch: Batch
@@ -64,7 +68,14 @@ class DenoiserObjective:
         cfg = self.config
         masks = model.mask_provider if cfg.masks else None
         assert masks is None or isinstance(masks, AttentionMasks)
-        use_jacobian = cfg.jacobian and cfg.gamma > 0
+        use_jacobian = (
+            cfg.jacobian
+            and cfg.gamma > 0
+            and model.training
+            and self.steps % cfg.jacobian_every == 0
+        )
+        if model.training:
+            self.steps += 1
         # with a sub-sample, the Jacobian gets its own pass; otherwise the main pass is recorded
         model.encoder.record_io = use_jacobian and cfg.jacobian_sample >= 1.0
         self._noise: Tensor | None = None
@@ -78,7 +89,7 @@ class DenoiserObjective:
             logs["loss"] = per_seq.sum().detach()
             if use_jacobian:
                 r_j = self._jacobian(model, batch, masks)
-                loss = loss + cfg.gamma * r_j
+                loss = loss + cfg.gamma * cfg.jacobian_every * r_j
                 logs["jacobian"] = r_j.detach()
         finally:
             model.encoder.record_io = False
