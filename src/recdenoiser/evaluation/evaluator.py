@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from recdenoiser.data.dataset import PAD
 from recdenoiser.data.split import LeaveOneOutSplit
 from recdenoiser.evaluation.candidates import EvaluationError, sample_negatives
 from recdenoiser.evaluation.metrics import DEFAULT_KS, check_ks, mean_metrics, rank_metrics
@@ -188,18 +189,25 @@ def _full_ranks(
     """Ranks ``[B]`` of ``targets`` ``[B]`` among items ``1..n_items``; NaN-target mask ``[B]``."""
     b = len(batch)
     raw = _check_scores(model.score_all(batch), (b, n_items + 1), "score_all")
-    scores = raw.to(dtype=torch.float32, copy=True)  # never modify the model's tensor
+    scores = raw.float()  # read only: the model's tensor is never modified
     rows = torch.arange(b, device=scores.device)
-    target_scores = scores[rows, targets].clone()
-    scores[:, 0] = -math.inf
+    target_scores = scores[rows, targets].unsqueeze(1)  # [B, 1]
+    # count every column scoring >= the target (int32 sums are about twice as fast), then take
+    # away what does not compete: the target itself, PAD (column 0) and excluded history items
+    ranks = (scores >= target_scores).sum(dim=1, dtype=torch.int32).long()
+    ranks -= 1 + (scores[:, :1] >= target_scores).squeeze(1).long()
     if exclude_history:
         longest = max((len(h) for h in histories), default=0)
         if longest:
             hist = torch.from_numpy(pad_left(histories, longest)).to(scores.device)
-            scores.scatter_(1, hist, -math.inf)  # PAD columns land on column 0, already -inf
-    scores[rows, targets] = -math.inf  # the target does not compete with itself
-    ranks = (scores >= target_scores[:, None]).sum(dim=1)
-    return ranks, torch.isnan(target_scores)
+            hist, _ = hist.sort(dim=1)
+            distinct = torch.ones_like(hist, dtype=torch.bool)
+            distinct[:, 1:] = hist[:, 1:] != hist[:, :-1]  # each history item counted once
+            competes = distinct & (hist != PAD) & (hist != targets.unsqueeze(1))
+            beaten = (scores.gather(1, hist) >= target_scores) & competes
+            ranks -= beaten.sum(dim=1)
+    # a NaN target compares False everywhere; the caller gives it the worst rank
+    return ranks, torch.isnan(target_scores.squeeze(1))
 
 
 def evaluate(
