@@ -208,3 +208,27 @@ def test_packaged_configs_build_their_models() -> None:
             model = build_recommender(config, n_items=N_ITEMS, n_users=N_USERS)
             assert type(model) is MODELS.get(config.model.name)
     assert names == set(NAMES)  # every registered model has a packaged configuration
+
+
+@pytest.mark.parametrize("denoised", [False, True])
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_last_position_fast_path_matches_full_encoding(denoised: bool, norm: str) -> None:
+    from recdenoiser.config import DenoiserConfig, ModelConfig
+    from recdenoiser.denoiser import attach_denoiser
+    from recdenoiser.models import Batch, build_model
+
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(hidden_size=16, num_blocks=2, num_heads=2, dropout=0.1, norm=norm), 30, 12
+    )
+    if denoised:
+        attach_denoiser(model, DenoiserConfig(enabled=True))
+        with torch.no_grad():
+            model.mask_provider.phi.uniform_(-2, 2)
+    model.eval()
+    seq = torch.randint(1, 31, (5, 12))
+    seq[:2, :4] = 0
+    batch = Batch(item_seq=seq, users=torch.arange(5))
+    fast = model.user_vector(batch)
+    full = model.encode(batch)[:, -1, :]
+    assert torch.allclose(fast, full, atol=1e-5)

@@ -48,7 +48,12 @@ class MultiHeadSelfAttention(nn.Module):
         self.fused = fused
 
     def forward(
-        self, x: Tensor, allowed: Tensor, keep: Tensor | None = None, explicit: bool = False
+        self,
+        x: Tensor,
+        allowed: Tensor,
+        keep: Tensor | None = None,
+        explicit: bool = False,
+        last_only: bool = False,
     ) -> Tensor:
         """Self-attention over ``x``.
 
@@ -58,6 +63,8 @@ class MultiHeadSelfAttention(nn.Module):
             keep: optional ``[B or 1, L, L]`` multiplicative mask applied after the softmax.
             explicit: force the reference path (needed for double backward, e.g. Jacobian
                 regularization: the fused CPU kernel's backward is not differentiable).
+            last_only: compute the output of the last query only (``[B, 1, d]``): all that
+                scoring the next item needs from the final layer.
 
         Returns:
             ``[B, L, d]``.
@@ -66,6 +73,9 @@ class MultiHeadSelfAttention(nn.Module):
         # [B, L, 3d] -> 3 x [B, H, L, d_h]
         q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, allowed = q[:, :, -1:], allowed[:, -1:]
+            keep = None if keep is None else keep[:, -1:]
         p_drop = self.dropout if self.training else 0.0
         if keep is None and self.fused and not explicit and (p_drop == 0.0 or q.is_cuda):
             ctx = F.scaled_dot_product_attention(
@@ -73,7 +83,7 @@ class MultiHeadSelfAttention(nn.Module):
             )
         else:
             ctx = self.explicit(q, k, v, allowed, keep, p_drop)
-        return self.out(ctx.transpose(1, 2).reshape(b, length, d))
+        return self.out(ctx.transpose(1, 2).reshape(b, q.shape[2], d))
 
     def explicit(
         self, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, keep: Tensor | None, p_drop: float

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from recdenoiser.config import ModelConfig
 from recdenoiser.data.dataset import PAD
-from recdenoiser.models.attention import attention_allowed
+from recdenoiser.models.attention import MultiHeadSelfAttention, attention_allowed
 from recdenoiser.models.batch import Batch
 from recdenoiser.models.blocks import TransformerBlock, TransformerEncoder
 from recdenoiser.models.embedding import SequenceEmbedding, gather_rows
@@ -157,6 +157,23 @@ class SelfAttentiveRecommender(SequentialRecommender):
         keep = None if self.mask_provider is None else self.mask_provider(x, allowed)
         valid = padding_mask.unsqueeze(-1).to(x.dtype)
         return self.encoder(x, allowed, valid, keep)
+
+    def user_vector(self, batch: Batch) -> Tensor:
+        """``[B, d]``; in evaluation the final block computes the last position only."""
+        if self.training or type(self).encode is not SelfAttentiveRecommender.encode:
+            return super().user_vector(batch)
+        if any(
+            type(block) is not TransformerBlock
+            or type(block.attention) is not MultiHeadSelfAttention
+            for block in self.encoder.blocks
+        ):
+            return super().user_vector(batch)
+        padding_mask = batch.padding_mask
+        allowed = attention_allowed(padding_mask, causal=self.causal)
+        x = self.embed(batch)
+        keep = None if self.mask_provider is None else self.mask_provider(x, allowed)
+        valid = padding_mask.unsqueeze(-1).to(x.dtype)
+        return self.encoder(x, allowed, valid, keep, last_only=True)[:, -1, :]
 
     def item_table(self) -> Tensor:
         return self.embedding.items.weight[: self.n_items + 1]

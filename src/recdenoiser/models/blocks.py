@@ -59,17 +59,24 @@ class TransformerBlock(nn.Module):
         valid: Tensor,
         keep: Tensor | None = None,
         explicit_attention: bool = False,
+        last_only: bool = False,
     ) -> Tensor:
-        """``[B, L, d]`` -> ``[B, L, d]``; ``valid`` is ``[B, L, 1]`` (1 = real item, 0 = PAD)."""
+        """``[B, L, d]`` -> ``[B, L, d]``; ``valid`` is ``[B, L, 1]`` (1 = real item, 0 = PAD).
+
+        With ``last_only`` only the last position is computed and ``[B, 1, d]`` is returned.
+        """
+        residual = x[:, -1:] if last_only else x
+        extra = {}
+        if last_only:  # only the standard attention supports it (see the encoder's caller)
+            valid = valid[:, -1:]
+            extra = {"last_only": True}
         if self.pre_norm:
-            x = x + self.attn_dropout(
-                self.attention(self.norm1(x), allowed, keep, explicit_attention)
-            )
+            attn = self.attention(self.norm1(x), allowed, keep, explicit_attention, **extra)
+            x = residual + self.attn_dropout(attn)
             x = x + self.feed_forward(self.norm2(x))
         else:
-            x = self.norm1(
-                x + self.attn_dropout(self.attention(x, allowed, keep, explicit_attention))
-            )
+            attn = self.attention(x, allowed, keep, explicit_attention, **extra)
+            x = self.norm1(residual + self.attn_dropout(attn))
             x = self.norm2(x + self.feed_forward(x))
         return x * valid
 
@@ -87,13 +94,27 @@ class TransformerEncoder(nn.Module):
         self.block_io: list[tuple[Tensor, Tensor]] = []
 
     def forward(
-        self, x: Tensor, allowed: Tensor, valid: Tensor, keep: list[Tensor | None] | None = None
+        self,
+        x: Tensor,
+        allowed: Tensor,
+        valid: Tensor,
+        keep: list[Tensor | None] | None = None,
+        last_only: bool = False,
     ) -> Tensor:
+        """``[B, L, d]`` -> ``[B, L, d]`` (``[B, 1, d]``, the last position, with ``last_only``)."""
         self.block_io = []
+        last = len(self.blocks) - 1
         for layer, block in enumerate(self.blocks):
             layer_keep = None if keep is None else keep[layer]
-            out = block(x, allowed, valid, layer_keep, explicit_attention=self.record_io)
+            out = block(
+                x,
+                allowed,
+                valid,
+                layer_keep,
+                explicit_attention=self.record_io,
+                last_only=last_only and layer == last,
+            )
             if self.record_io:
                 self.block_io.append((x, out))
             x = out
-        return self.final_norm(x) * valid
+        return self.final_norm(x) * (valid[:, -1:] if last_only else valid)

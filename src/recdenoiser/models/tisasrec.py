@@ -69,8 +69,15 @@ class TimeIntervalAttention(MultiHeadSelfAttention):
         self.relations: tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None = None
 
     def forward(
-        self, x: Tensor, allowed: Tensor, keep: Tensor | None = None, explicit: bool = False
+        self,
+        x: Tensor,
+        allowed: Tensor,
+        keep: Tensor | None = None,
+        explicit: bool = False,
+        last_only: bool = False,
     ) -> Tensor:
+        if last_only:
+            raise NotImplementedError("time-interval attention computes every position")
         if self.relations is None:
             raise RuntimeError(
                 "TimeIntervalAttention needs the batch's relations (set by TiSASRec)"
