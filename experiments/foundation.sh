@@ -12,7 +12,7 @@ run() {
 }
 run sasrec-ml-1m-bce   sasrec-ml-1m
 run sasrec-games-bce   sasrec-games
-run sasrec-ml-1m-ce    sasrec-ml-1m --set model.loss=softmax --set train.epochs=100
+run sasrec-ml-1m-ce    sasrec-ml-1m --set model.loss=softmax --set train.epochs=60 --set train.eval_every=5
 run sasrec-beauty-bce  sasrec-beauty
 run sasrec-beauty-ce   sasrec-beauty --set model.loss=softmax --set train.epochs=100
 run sasrec-games-ce    sasrec-games --set model.loss=softmax --set train.epochs=100
