@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(or $(RECDENOISER_DATA_DIR),$(wildcard ../shared/data),data)
 CONFIG ?= sasrec-ml-1m
+DATASET ?= $(patsubst sasrec-%,%,$(patsubst bert4rec-%,%,$(patsubst tisasrec-%,%,$(patsubst ssept-%,%,$(CONFIG)))))
 ARGS ?=
 
 .PHONY: install train test lint clean
@@ -21,7 +22,7 @@ $(BIN)/recdenoiser: pyproject.toml
 install: $(BIN)/recdenoiser
 
 train: install
-	RECDENOISER_DATA_DIR=$(DATA_DIR) $(BIN)/recdenoiser prepare $(firstword $(subst sasrec-,,$(CONFIG)))
+	RECDENOISER_DATA_DIR=$(DATA_DIR) $(BIN)/recdenoiser prepare $(DATASET)
 	RECDENOISER_DATA_DIR=$(DATA_DIR) $(BIN)/recdenoiser train $(CONFIG) $(ARGS)
 
 lint: install
