@@ -46,21 +46,23 @@ def _config_path(name: str | None) -> Path | None:
 
 # ------------------------------------------------------------------------------ commands
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from recdenoiser.data import LeaveOneOutSplit, load_dataset
+    from recdenoiser.config import config_from_dict
+    from recdenoiser.data import LeaveOneOutSplit
+    from recdenoiser.training.runner import load_data
 
-    kwargs = {}
-    if args.k_core is not None:
-        kwargs["k_core"] = args.k_core
-    dataset = load_dataset(
-        args.dataset,
-        data_dir=args.data_dir,
-        fmt=args.format,
-        min_rating=args.min_rating,
-        skip_bad_lines=args.skip_bad_lines,
-        download=args.download,
-        **kwargs,
-    )
+    data = {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "format": args.format,
+        "min_rating": args.min_rating,
+        "k_core": "auto" if args.k_core is None else args.k_core,
+        "skip_bad_lines": args.skip_bad_lines,
+        "drop_duplicates": args.drop_duplicates,
+        "download": args.download,
+    }
+    dataset = load_data(config_from_dict({"data": data}, "prepare options").data)
     split = LeaveOneOutSplit.from_dataset(dataset)
+    counts = dataset.meta.get("counts") or {}
     stats = dataset.stats()
     lines = [
         f"dataset       {dataset.name}",
@@ -70,6 +72,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         f"avg length    {stats['avg_length']:.2f}",
         f"density       {stats['density']:.5f}",
         f"timestamps    {'yes' if dataset.timestamps is not None else 'no'}",
+        f"rows read     {counts.get('rows_read', '?'):,} "
+        f"(skipped lines {counts.get('skipped_lines', 0)}, duplicate rows "
+        f"{counts.get('duplicate_rows', 0)}, removed by filters "
+        f"{counts.get('rows_read', 0) - counts.get('rows_kept', 0) if counts else '?'})",
         f"evaluated     {len(split.eval_users):,} users "
         f"({split.n_short_users:,} with < 3 interactions are used for training only)",
     ]
@@ -222,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k-core", type=int, help="k-core filter (0 = off; default per dataset)")
     p.add_argument("--min-rating", type=float, help="keep interactions rated at least this")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines (counted)")
+    p.add_argument("--drop-duplicates", action="store_true", help="remove repeated rows")
     p.add_argument("--download", action="store_true", help="download the raw files if missing")
     p.set_defaults(func=cmd_prepare)
 

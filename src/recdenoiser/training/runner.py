@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from recdenoiser import __version__
-from recdenoiser.config import RunConfig, dump_config, load_config, resolve
+from recdenoiser.config import DataConfig, RunConfig, dump_config, load_config, resolve
 from recdenoiser.data import LeaveOneOutSplit, inject_noise, load_dataset
 from recdenoiser.data.dataset import SequenceDataset
 from recdenoiser.errors import RecDenoiserError
@@ -81,12 +81,12 @@ def dataset_defaults(name: str) -> tuple[int, float]:
     return max_len, dropout
 
 
-def load_split(config: RunConfig) -> tuple[SequenceDataset, LeaveOneOutSplit, Any]:
-    data = config.data
+def load_data(data: DataConfig) -> SequenceDataset:
+    """The (cached) dataset a ``data`` config section describes."""
     kwargs: dict[str, Any] = {}
     if data.k_core != "auto":
         kwargs["k_core"] = data.k_core
-    dataset = load_dataset(
+    return load_dataset(
         data.dataset,
         data_dir=data.data_dir,
         fmt=data.format,
@@ -98,6 +98,11 @@ def load_split(config: RunConfig) -> tuple[SequenceDataset, LeaveOneOutSplit, An
         download=data.download,
         **kwargs,
     )
+
+
+def load_split(config: RunConfig) -> tuple[SequenceDataset, LeaveOneOutSplit, Any]:
+    data = config.data
+    dataset = load_data(data)
     split = LeaveOneOutSplit.from_dataset(dataset)
     noise = None
     if data.noise_ratio > 0:
