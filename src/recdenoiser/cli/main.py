@@ -187,6 +187,8 @@ def cmd_noise_report(args: argparse.Namespace) -> int:
             print(f"user {args.user}: keep probability of each history item (oldest first)")
             print(table.to_string(index=False))
         return 0
+    if args.noise_ratio is not None and not 0 < args.noise_ratio <= 0.5:
+        raise RecDenoiserError(f"--noise-ratio must be in (0, 0.5], got {args.noise_ratio}")
     ratio = args.noise_ratio if args.noise_ratio is not None else ckpt.config.data.noise_ratio
     if ratio <= 0:
         raise RecDenoiserError(

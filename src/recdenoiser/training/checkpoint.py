@@ -73,24 +73,35 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecDenoiserError(
-            f"{path}: not a readable recdenoiser checkpoint ({reason})"
+            f"{path}: not a readable recdenoiser checkpoint ({type(exc).__name__})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RecDenoiserError(f"{path}: not a recdenoiser checkpoint (format version mismatch)")
+    missing = [k for k in ("config", "dataset", "state_dict") if k not in payload]
+    if missing:
+        raise RecDenoiserError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
     config = config_from_dict(payload["config"], f"{path} (stored config)")
     ds = payload["dataset"]
-    dataset = SequenceDataset(
-        name=ds["name"],
-        items=ds["items"].numpy(),
-        offsets=ds["offsets"].numpy(),
-        user_ids=ds["user_ids"],
-        item_ids=ds["item_ids"],
-        timestamps=None if ds["timestamps"] is None else ds["timestamps"].numpy(),
-    )
+    try:
+        dataset = SequenceDataset(
+            name=ds["name"],
+            items=ds["items"].numpy(),
+            offsets=ds["offsets"].numpy(),
+            user_ids=ds["user_ids"],
+            item_ids=ds["item_ids"],
+            timestamps=None if ds["timestamps"] is None else ds["timestamps"].numpy(),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RecDenoiserError(f"{path}: damaged dataset section ({exc!r})") from None
     model = build_recommender(config, dataset.n_items, dataset.n_users)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RecDenoiserError(
+            f"{path}: the weights do not fit the stored configuration ({first})"
+        ) from None
     model.to(device).eval()
     info = dict(payload.get("info", {}))
     info["package_version"] = payload.get("package_version")
