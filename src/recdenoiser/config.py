@@ -58,7 +58,9 @@ class ModelConfig(_Section):
     num_blocks: StrictInt = Field(2, gt=0)
     num_heads: StrictInt = Field(1, gt=0)
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] | Literal["auto"] = "auto"
-    norm: Literal["pre", "post"] = "pre"
+    norm: Literal["pre", "post", "sasrec"] = Field(
+        "pre", description="pre-/post-norm blocks, or 'sasrec': the reference code's block"
+    )
     activation: Literal["relu", "gelu"] = "relu"
     loss: Literal["bce", "sampled_softmax", "softmax"] = "bce"
     num_negatives: StrictInt = Field(

@@ -211,7 +211,7 @@ def test_packaged_configs_build_their_models() -> None:
 
 
 @pytest.mark.parametrize("denoised", [False, True])
-@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("norm", ["pre", "post", "sasrec"])
 def test_last_position_fast_path_matches_full_encoding(denoised: bool, norm: str) -> None:
     from recdenoiser.config import DenoiserConfig, ModelConfig
     from recdenoiser.denoiser import attach_denoiser

@@ -58,7 +58,7 @@ def test_positions_count_from_the_end() -> None:
 
 
 @pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("norm", ["pre", "post", "sasrec"])
 def test_padding_invariance(fused: bool, norm: str) -> None:
     model = make_model(fused_attention=fused, norm=norm)
     short = [h[-6:] for h in HISTORIES]
@@ -196,7 +196,7 @@ def test_pad_positions_never_contribute(loss: str) -> None:
     assert out.tolist() == [0.0]
 
 
-@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("norm", ["pre", "post", "sasrec"])
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_norm_variants_train(norm: str, activation: str) -> None:
     model = make_model(norm=norm, activation=activation, dropout=0.2).train()

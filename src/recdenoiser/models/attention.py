@@ -54,6 +54,7 @@ class MultiHeadSelfAttention(nn.Module):
         keep: Tensor | None = None,
         explicit: bool = False,
         last_only: bool = False,
+        kv: Tensor | None = None,
     ) -> Tensor:
         """Self-attention over ``x``.
 
@@ -65,13 +66,21 @@ class MultiHeadSelfAttention(nn.Module):
                 regularization: the fused CPU kernel's backward is not differentiable).
             last_only: compute the output of the last query only (``[B, 1, d]``): all that
                 scoring the next item needs from the final layer.
+            kv: optional ``[B, L, d]`` states for keys and values (queries come from ``x``), as
+                in SASRec's reference block where only the query path is layer-normalised.
 
         Returns:
             ``[B, L, d]``.
         """
         b, length, d = x.shape
         # [B, L, 3d] -> 3 x [B, H, L, d_h]
-        q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim).unbind(2)
+        if kv is None:
+            q, k, v = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim).unbind(2)
+        else:
+            w, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x, w[:d], bias[:d]).view(b, length, self.num_heads, self.head_dim)
+            kv_proj = F.linear(kv, w[d:], bias[d:]).view(b, length, 2, self.num_heads, -1)
+            k, v = kv_proj.unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         if last_only:
             q, allowed = q[:, :, -1:], allowed[:, -1:]

@@ -114,7 +114,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         d = config.hidden_size
         self.embedding = self.build_embedding(dropout)
         blocks = [self.build_block(dropout) for _ in range(config.num_blocks)]
-        self.encoder = TransformerEncoder(blocks, d, final_norm=config.norm == "pre")
+        self.encoder = TransformerEncoder(blocks, d, final_norm=config.norm != "post")
         self.mask_provider: MaskProvider | None = None
         self.reset_parameters()
 

@@ -31,6 +31,8 @@ class TransformerBlock(nn.Module):
 
     ``norm="pre"``: ``x + Attn(LN(x))`` then ``x + FFN(LN(x))``.
     ``norm="post"``: ``LN(x + Attn(x))`` then ``LN(x + FFN(x))``.
+    ``norm="sasrec"``: the reference SASRec block: ``q = LN(x)``, ``h = q + Attn(q; keys and
+    values from x)``, ``h = LN(h)``, ``h + FFN(h)`` (followed by a final LayerNorm).
     Outputs at padding positions are zeroed so they cannot leak into anything downstream.
     """
 
@@ -45,6 +47,7 @@ class TransformerBlock(nn.Module):
         fused_attention: bool = True,
     ):
         super().__init__()
+        self.norm_kind = norm
         self.pre_norm = norm == "pre"
         self.attention = MultiHeadSelfAttention(hidden_size, num_heads, dropout, fused_attention)
         self.attn_dropout = Dropout(dropout)
@@ -70,7 +73,12 @@ class TransformerBlock(nn.Module):
         if last_only:  # only the standard attention supports it (see the encoder's caller)
             valid = valid[:, -1:]
             extra = {"last_only": True}
-        if self.pre_norm:
+        if self.norm_kind == "sasrec":
+            q = self.norm1(x)
+            attn = self.attention(q, allowed, keep, explicit_attention, kv=x, **extra)
+            x = self.norm2((q[:, -1:] if last_only else q) + self.attn_dropout(attn))
+            x = x + self.feed_forward(x)
+        elif self.pre_norm:
             attn = self.attention(self.norm1(x), allowed, keep, explicit_attention, **extra)
             x = residual + self.attn_dropout(attn)
             x = x + self.feed_forward(self.norm2(x))

@@ -75,9 +75,10 @@ class TimeIntervalAttention(MultiHeadSelfAttention):
         keep: Tensor | None = None,
         explicit: bool = False,
         last_only: bool = False,
+        kv: Tensor | None = None,
     ) -> Tensor:
-        if last_only:
-            raise NotImplementedError("time-interval attention computes every position")
+        if last_only or kv is not None:
+            raise NotImplementedError("time-interval attention: all positions, one input")
         if self.relations is None:
             raise RuntimeError(
                 "TimeIntervalAttention needs the batch's relations (set by TiSASRec)"
