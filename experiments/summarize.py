@@ -92,7 +92,8 @@ def denoiser_table(root: Path, protocol: str) -> str:
                 continue
             vals = {k: np.array([r["test"][protocol][k] for r in seeds.values()]) for k in METRICS}
             cells = [
-                f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}" for v in vals.values()
+                f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}"
+                for v in vals.values()
             ]
             delta, p_value, density = ["", ""], "", ""
             if variant != "sasrec" and base:
