@@ -6,6 +6,6 @@ set -euo pipefail
 out=${1:-runs/bucketing}
 for bucket in true false; do
   recdenoiser -q train sasrec-games --set train.epochs=20 --set train.eval_every=20 \
-    --set train.bucket_by_length=$bucket --set train.progress=false \
+    --set train.bucket_by_length=$bucket --set train.progress=false --set train.num_threads=1 \
     --set output_dir="$out" --set name="games-bucket-$bucket-20ep"
 done
