@@ -83,7 +83,7 @@ class DenoiserObjective:
         try:
             if masks is None:
                 per_seq = model.sequence_loss(batch)
-                loss = per_seq.sum()
+                loss = per_seq.sum() * batch.loss_scale
             else:
                 loss, per_seq = self._masked_step(model, masks, batch, logs)
             logs["loss"] = per_seq.sum().detach()
@@ -158,7 +158,9 @@ class DenoiserObjective:
         else:
             l2 = loss_z2.detach().sum().view(1, 1, 1, 1)
             where = usable.any(0, keepdim=True).unsqueeze(0)
+        l2 = l2 * batch.loss_scale
         if cfg.estimator == "arm":
+            loss_z1 = loss_z1 * batch.loss_scale
             l1 = loss_z1.view(shape) if per_sequence else loss_z1.sum().view(1, 1, 1, 1)
             coef = arm_coefficient(l1, l2, u)
         else:
@@ -173,5 +175,5 @@ class DenoiserObjective:
         logs["mask_density"] = (
             density_num / (usable.sum() * masks.num_layers).clamp_min(1)
         ).detach()
-        loss = loss_z2.sum() + surrogate + cfg.beta * r_m
+        loss = loss_z2.sum() * batch.loss_scale + surrogate + cfg.beta * r_m
         return loss, loss_z2

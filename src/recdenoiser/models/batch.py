@@ -26,6 +26,10 @@ class Batch:
             training only.
         neg_items: ``[B, L, K]`` sampled negatives per position; training only.
         time_seq: ``[B, L]`` int64 unix timestamps aligned with ``item_seq`` (0 at PAD), or None.
+        loss_scale: training only: the batch's number of targets over the epoch's mean per
+            batch. Objectives multiply the next-item loss (a mean over the batch's targets) by
+            it, so every target weighs the same whatever batch it falls in (length-bucketed
+            batches hold very different numbers of targets).
     """
 
     item_seq: Tensor
@@ -33,6 +37,7 @@ class Batch:
     pos_items: Tensor | None = None
     neg_items: Tensor | None = None
     time_seq: Tensor | None = None
+    loss_scale: float = 1.0
 
     @property
     def padding_mask(self) -> Tensor:
@@ -54,7 +59,7 @@ class Batch:
             **{
                 f.name: getattr(self, f.name)[index]
                 for f in fields(self)
-                if getattr(self, f.name) is not None
+                if isinstance(getattr(self, f.name), Tensor)
             },
         )
 

@@ -140,7 +140,9 @@ class TrainingSequences:
     def __len__(self) -> int:
         return len(self.users)
 
-    def make_batch(self, rows: Tensor, generator: torch.Generator) -> Batch:
+    def make_batch(
+        self, rows: Tensor, generator: torch.Generator, mean_targets: float | None = None
+    ) -> Batch:
         """The batch of training rows ``rows``, trimmed to its longest sequence.
 
         Trimming leading all-PAD columns changes no output (positions count from the end and
@@ -163,7 +165,16 @@ class TrainingSequences:
                 raise ValueError("negatives need targets: the training batch has no pos_items")
             neg = self.sampler.sample(users, (pos.shape[1], self.num_negatives), generator)
             batch = replace(batch, neg_items=neg.masked_fill((pos == PAD).unsqueeze(-1), PAD))
+        if mean_targets is not None and batch.pos_items is not None:
+            batch.loss_scale = float((batch.pos_items != PAD).sum()) / mean_targets
         return batch
+
+    def mean_targets_per_batch(self, batch_size: int) -> float | None:
+        """Targets per batch averaged over an epoch (None when the model makes its own)."""
+        if self.pos_items is None:
+            return None
+        n_batches = (len(self) + batch_size - 1) // batch_size
+        return float((self.pos_items != PAD).sum()) / n_batches
 
     def loader(self, batch_size: int, seed: int, bucket: bool = True) -> DataLoader:
         """Shuffled batches; shuffling and negatives both follow ``seed`` (and the epoch).
@@ -196,6 +207,9 @@ class _EpochBatches(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        # bucketed batches hold very different numbers of targets: weigh each batch's mean loss
+        # by its share so that every target counts the same, as with shuffled batches
+        mean_targets = self.data.mean_targets_per_batch(self.batch_size) if self.bucket else None
         order = torch.randperm(len(self.data), generator=generator)
         batches = list(order.split(self.batch_size))
         if self.bucket:
@@ -207,4 +221,4 @@ class _EpochBatches(torch.utils.data.IterableDataset):
             shuffle = torch.randperm(len(chunks), generator=generator)
             batches = [chunks[i] for i in shuffle.tolist()]
         for rows in batches:
-            yield self.data.make_batch(rows, generator)
+            yield self.data.make_batch(rows, generator, mean_targets)

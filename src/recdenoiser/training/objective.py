@@ -26,4 +26,4 @@ class BackboneObjective:
         self, model: SequentialRecommender, batch: Batch
     ) -> tuple[Tensor, dict[str, Tensor]]:
         loss = model.sequence_loss(batch).sum()
-        return loss, {"loss": loss.detach()}
+        return loss * batch.loss_scale, {"loss": loss.detach()}
