@@ -183,3 +183,17 @@ def test_softmax_loss_needs_no_negatives(split: LeaveOneOutSplit) -> None:
     batch = next(iter(data.loader(batch_size=8, seed=0)))
     assert batch.neg_items is None
     assert batch.pos_items is not None
+
+
+def test_bucketed_batches_weigh_every_target_equally(split: LeaveOneOutSplit) -> None:
+    data = TrainingSequences(split, max_len=20, num_negatives=1)
+    bucketed = list(data.loader(batch_size=32, seed=0, bucket=True))
+    targets = [int((b.pos_items != PAD).sum()) for b in bucketed]
+    scales = [b.loss_scale for b in bucketed]
+    # a batch's weight is proportional to its number of targets and averages to one
+    assert np.allclose(np.array(scales) / np.array(targets), scales[0] / targets[0])
+    assert np.isclose(np.mean(scales), 1.0)
+    # so summing scale * (batch mean of token losses) over an epoch weighs every target by the
+    # same constant: scale / targets is identical for all batches (checked above)
+    shuffled = list(data.loader(batch_size=32, seed=0, bucket=False))
+    assert all(b.loss_scale == 1.0 for b in shuffled)
