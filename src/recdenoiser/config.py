@@ -245,21 +245,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """The parsed YAML document at ``path`` (``{}`` when empty); one-line ConfigError otherwise."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML ({detail})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     raw: dict[str, Any] = {}
     source = "overrides"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            detail = " ".join(str(exc).split())
-            raise ConfigError(f"{path}: not valid YAML ({detail})") from None
+        raw = read_yaml(path)
     raw = apply_overrides(raw, overrides or [])
     return config_from_dict(raw, source)
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from recdenoiser.config import RunConfig, apply_overrides, config_from_dict
+from recdenoiser.config import RunConfig, apply_overrides, config_from_dict, read_yaml
 from recdenoiser.errors import ConfigError
 
 SEED_AXIS = "seed"
@@ -228,8 +228,7 @@ def _load_base(base: Any, folder: Path | None, where: str) -> dict[str, Any]:
         candidates.insert(0, folder / path)
     for cand in candidates:
         if cand.is_file():
-            loaded = yaml.safe_load(cand.read_text()) or {}
-            return _mapping(loaded, "the base config", str(cand))
+            return _mapping(read_yaml(cand), "the base config", str(cand))
     from importlib import resources
 
     packaged = resources.files("recdenoiser") / "configs" / f"{base}.yaml"
@@ -288,12 +287,4 @@ def grid_from_dict(
 
 def load_grid(path: str | Path) -> Grid:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read grid file {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return grid_from_dict(raw, path=path.resolve())
+    return grid_from_dict(read_yaml(path, "grid"), path=path.resolve())
