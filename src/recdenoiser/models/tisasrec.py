@@ -126,6 +126,8 @@ class TiSASRec(SelfAttentiveRecommender):
             self.value_positions.weight[0].zero_()
 
     def build_block(self, dropout: float) -> TransformerBlock:
+        if self.config.norm == "sasrec":
+            raise ConfigError("tisasrec supports model.norm 'pre' or 'post', not 'sasrec'")
         block = super().build_block(dropout)
         block.attention = TimeIntervalAttention(
             self.config.hidden_size, self.config.num_heads, dropout
