@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,24 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, planted_file: Path) ->
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_DIR_ENV, str(out / "cache"))
         return train(config)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI's ``main`` configures the package's loggers and captures warnings; undo both."""
+    names = ("recdenoiser", "lightning", "lightning.pytorch", "lightning.fabric", "py.warnings")
+    saved = {
+        n: (
+            logging.getLogger(n).level,
+            list(logging.getLogger(n).handlers),
+            logging.getLogger(n).propagate,
+        )
+        for n in names
+    }
+    yield
+    logging.captureWarnings(False)
+    for name, (level, handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate

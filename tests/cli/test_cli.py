@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,19 +16,6 @@ from recdenoiser.training.checkpoint import load_checkpoint
 from recdenoiser.training.runner import RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``main`` reconfigures the package logger and sets PYTHONWARNINGS; undo both."""
-    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
-    names = ("recdenoiser", "lightning", "lightning.pytorch", "lightning.fabric")
-    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
-    yield
-    for name, (level, handlers) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +17,6 @@ from recdenoiser.experiments import ResultsDB, load_grid, run_grid, status_lines
 from tests.experiments.conftest import tiny_base, write_grid
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``main`` reconfigures the package logger; undo it."""
-    names = ("recdenoiser", "lightning", "lightning.pytorch", "lightning.fabric")
-    saved = {n: (logging.getLogger(n).level, list(logging.getLogger(n).handlers)) for n in names}
-    yield
-    for name, (level, handlers) in saved.items():
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
 
 
 def test_failing_cell_is_recorded_and_the_others_run(
