@@ -587,6 +587,12 @@ def _as_float(value: Any, key: str) -> float:
     return out
 
 
+def _require_keys(rec: dict[str, Any], keys: tuple[str, ...]) -> None:
+    missing = [k for k in keys if k not in rec]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}; keys present: {sorted(rec)}")
+
+
 def _as_id(value: Any, key: str) -> str:
     if value is None or isinstance(value, (dict, list, bool)):
         raise ValueError(f"{key}: expected an id, got {value!r}")
@@ -599,9 +605,7 @@ def _as_id(value: Any, key: str) -> str:
 @READERS.register("amazon-json")
 def _read_amazon_json(path: Path, options: ReadOptions) -> ReadResult:
     def extract(rec: dict[str, Any]) -> tuple[Any, ...]:
-        missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in rec]
-        if missing:
-            raise ValueError(f"missing key(s) {', '.join(missing)}; keys present: {sorted(rec)}")
+        _require_keys(rec, ("reviewerID", "asin", "unixReviewTime"))
         rating = _as_float(rec["overall"], "overall") if "overall" in rec else math.nan
         return (
             _as_id(rec["reviewerID"], "reviewerID"),
@@ -657,9 +661,7 @@ def _steam_fast(text: str) -> tuple[Any, ...] | None:
 @READERS.register("steam")
 def _read_steam(path: Path, options: ReadOptions) -> ReadResult:
     def extract(rec: dict[str, Any]) -> tuple[Any, ...]:
-        missing = [k for k in ("username", "product_id", "date") if k not in rec]
-        if missing:
-            raise ValueError(f"missing key(s) {', '.join(missing)}; keys present: {sorted(rec)}")
+        _require_keys(rec, ("username", "product_id", "date"))
         date = rec["date"]
         if not isinstance(date, str):
             raise ValueError(f"date: expected 'YYYY-MM-DD', got {date!r}")
