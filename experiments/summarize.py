@@ -3,8 +3,11 @@
 Usage:
     python experiments/summarize.py foundation RUNS_DIR      # one row per run
     python experiments/summarize.py denoiser RUNS_DIR        # SASRec vs +Denoiser over seeds
+    python experiments/summarize.py table2 RUNS_DIR [RUNS_DIR ...]  # every model, both protocols
+    python experiments/summarize.py check RUNS_DIR           # best validation only (no test)
 
-Run names follow experiments/denoiser.sh: ``DATASET-VARIANT-sSEED``.
+Run names follow experiments/denoiser.sh (``DATASET-VARIANT-sSEED``) and experiments/table2.sh
+(``DATASET-MODEL[-denoiser]-sSEED``).
 """
 
 from __future__ import annotations
@@ -115,6 +118,87 @@ def denoiser_table(root: Path, protocol: str) -> str:
     return "\n".join(lines)
 
 
+def check_table(root: Path) -> str:
+    """Best validation NDCG@10 / Hit@10 per run (the test split is not read)."""
+    lines = [
+        "| run | best epoch | valid Hit@10 | valid NDCG@10 | mask density (train / kept) |",
+        "|---|---|---|---|---|",
+    ]
+    for path in sorted(root.glob("*/validation.csv")):
+        frame = pd.read_csv(path)
+        best = frame.loc[frame["ndcg@10"].idxmax()]
+        train_d, kept = mask_density(path.parent)
+        density = "" if math.isnan(train_d) else f"{train_d:.3f} / {kept:.3f}"
+        lines.append(
+            f"| {path.parent.name} | {int(best['epoch'])} | {best['hit@10']:.4f} | "
+            f"{best['ndcg@10']:.4f} | {density} |"
+        )
+    return "\n".join(lines)
+
+
+TABLE2_ORDER = ("fpmc", "gru4rec", "caser", "sasrec", "bert4rec", "tisasrec", "ssept")
+TABLE2_NAMES = {
+    "fpmc": "FPMC",
+    "gru4rec": "GRU4Rec",
+    "caser": "Caser",
+    "sasrec": "SASRec",
+    "bert4rec": "BERT4Rec",
+    "tisasrec": "TiSASRec",
+    "ssept": "SSE-PT",
+}
+
+
+def table2(roots: list[Path]) -> str:
+    """Mean over seeds per (dataset, model, variant): sampled and full Hit@10 / NDCG@10."""
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    pattern = re.compile(r"(ml-1m|beauty-time|beauty|games)-(.+?)-s(\d+)")
+    for root in roots:
+        for name, res in load_runs(root).items():
+            m = pattern.fullmatch(name)
+            if not m:
+                continue
+            dataset, rest = ("beauty" if m.group(1) == "beauty-time" else m.group(1)), m.group(2)
+            if rest in ("denoiser", "denoiser-input"):  # experiments/denoiser.sh names
+                rest = "sasrec-" + rest
+            if rest.endswith("-denoiser-input"):
+                continue
+            model, variant = (
+                (rest[: -len("-denoiser")], "denoiser")
+                if rest.endswith("-denoiser")
+                else (rest, "backbone")
+            )
+            groups[(dataset, model, variant)].append(res)
+    lines = [
+        "| dataset | model | seeds | sampled Hit@10 | sampled NDCG@10 | full HR@10 | "
+        "full NDCG@10 | Δ sampled NDCG@10 | Δ full NDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def mean(runs: list[dict], protocol: str, metric: str) -> float:
+        return float(np.mean([r["test"][protocol][metric] for r in runs]))
+
+    for dataset in ("ml-1m", "beauty", "games"):
+        for model in TABLE2_ORDER:
+            for variant in ("backbone", "denoiser"):
+                runs = groups.get((dataset, model, variant))
+                if not runs:
+                    continue
+                label = TABLE2_NAMES[model] + ("+Denoiser" if variant == "denoiser" else "")
+                cells = [f"{mean(runs, p, k):.4f}" for p in ("sampled", "full") for k in METRICS]
+                delta = ["", ""]
+                base = groups.get((dataset, model, "backbone"))
+                if variant == "denoiser" and base:
+                    delta = [
+                        f"{(mean(runs, p, 'ndcg@10') / mean(base, p, 'ndcg@10') - 1) * 100:+.1f}%"
+                        for p in ("sampled", "full")
+                    ]
+                lines.append(
+                    f"| {dataset} | {label} | {len(runs)} | {' | '.join(cells)} | "
+                    f"{delta[0]} | {delta[1]} |"
+                )
+    return "\n".join(lines)
+
+
 def per_user_mean(
     root: Path, dataset: str, variant: str, seeds: list[int], protocol: str
 ) -> pd.DataFrame:
@@ -128,14 +212,18 @@ def per_user_mean(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["foundation", "denoiser"])
-    parser.add_argument("runs", type=Path)
+    parser.add_argument("kind", choices=["foundation", "denoiser", "table2", "check"])
+    parser.add_argument("runs", type=Path, nargs="+")
     parser.add_argument("--protocol", choices=["sampled", "full"], default="sampled")
     args = parser.parse_args()
     if args.kind == "foundation":
-        print(foundation_table(args.runs))
+        print(foundation_table(args.runs[0]))
+    elif args.kind == "denoiser":
+        print(denoiser_table(args.runs[0], args.protocol))
+    elif args.kind == "check":
+        print(check_table(args.runs[0]))
     else:
-        print(denoiser_table(args.runs, args.protocol))
+        print(table2(args.runs))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The other rows of the Rec-Denoiser paper's Table 2 (SASRec and SASRec+Denoiser come from
+# experiments/denoiser.sh): BERT4Rec, SSE-PT and TiSASRec with and without the denoiser, and the
+# baselines FPMC, GRU4Rec and Caser, on ML-1M (n=50), Beauty and Games (n=25), at the paper's
+# denoiser settings (2 blocks, 2 heads, beta=0.01, gamma=0.001). TiSASRec needs timestamps and
+# runs on beauty-time (the Beauty data with review times) only.
+# Usage: RECDENOISER_DATA_DIR=../shared/data [EPOCHS=100] [THREADS=1] \
+#        bash experiments/table2.sh [OUT_DIR] [SEEDS] [DATASETS] [MODELS]
+# Runs already finished (results.json present) are skipped, so the script can be re-run to resume.
+set -euo pipefail
+out=${1:-runs/table2}
+seeds=${2:-"1"}
+datasets=${3:-"ml-1m beauty games"}
+models=${4:-"fpmc gru4rec caser bert4rec ssept tisasrec"}
+threads=${THREADS:-1}
+epochs=${EPOCHS:-100}
+common=(--set train.epochs="$epochs" --set train.eval_every=5 --set train.patience=4
+        --set train.progress=false --set train.num_threads="$threads" --set output_dir="$out")
+attentive=(--set model.num_blocks=2 --set model.num_heads=2)
+run() {
+  local name=$1; shift
+  if [ -f "$out/$name/results.json" ]; then echo "skip $name (done)"; return; fi
+  echo "== $name: recdenoiser train $* ${common[*]}"
+  recdenoiser -q train "$@" "${common[@]}" --set name="$name" || echo "FAILED $name"
+}
+for seed in $seeds; do
+  for ds in $datasets; do
+    if [ "$ds" = ml-1m ]; then n=50; dropout=0.2; else n=25; dropout=0.5; fi
+    data=(--set data.dataset="$ds" --set data.max_len=$n --set seed="$seed")
+    for model in $models; do
+      case $model in
+        fpmc|gru4rec|caser) run "$ds-$model-s$seed" "$model" "${data[@]}" ;;
+        bert4rec|ssept|tisasrec)
+          if [ "$model" = tisasrec ]; then
+            [ "$ds" = beauty ] || continue
+            config=(tisasrec-beauty --set data.dataset=beauty-time --set data.max_len=$n
+                    --set seed="$seed")
+          elif [ "$model" = bert4rec ]; then
+            config=(bert4rec-"$ds" "${data[@]}")
+          else
+            config=(ssept-ml-1m "${data[@]}" --set model.dropout=$dropout)
+          fi
+          run "$ds-$model-s$seed" "${config[@]}" "${attentive[@]}"
+          run "$ds-$model-denoiser-s$seed" "${config[@]}" "${attentive[@]}" \
+            --set denoiser.enabled=true ;;
+        *) echo "unknown model $model" >&2; exit 2 ;;
+      esac
+    done
+  done
+done
