@@ -2,6 +2,9 @@
 
 from recdenoiser.models import (  # noqa: F401  (importing a module registers its model)
     bert4rec,
+    caser,
+    fpmc,
+    gru4rec,
     sasrec,
     ssept,
     tisasrec,
