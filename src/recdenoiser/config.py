@@ -62,14 +62,28 @@ class ModelConfig(_Section):
         "pre", description="pre-/post-norm blocks, or 'sasrec': the reference code's block"
     )
     activation: Literal["relu", "gelu"] = "relu"
-    loss: Literal["bce", "sampled_softmax", "softmax"] = "bce"
+    loss: Literal["bce", "sampled_softmax", "softmax", "bpr", "top1"] = "bce"
     num_negatives: StrictInt = Field(
-        1, gt=0, description="negatives per position (bce, sampled_softmax)"
+        1, gt=0, description="negatives per position (bce, sampled_softmax, bpr, top1)"
     )
     init_std: float | None = Field(
         None, gt=0.0, description="normal init std; None keeps PyTorch defaults"
     )
     fused_attention: bool = Field(True, description="use scaled_dot_product_attention when no mask")
+    attention: Literal["softmax", "entmax15", "sparse_fixed"] = Field(
+        "softmax",
+        description="softmax; entmax15: 1.5-entmax weights; sparse_fixed: softmax over a fixed "
+        "local + strided pattern (the paper's sparse-attention baselines)",
+    )
+    sparse_window: StrictInt = Field(
+        8,
+        ge=1,
+        le=4096,
+        description="sparse_fixed: local window, query i sees key j if |i - j| < k",
+    )
+    sparse_stride: StrictInt = Field(
+        8, ge=1, le=4096, description="sparse_fixed: every k-th position from the newest is seen"
+    )
     # backbone-specific settings; each is ignored by the models that do not use it
     mask_prob: float = Field(
         0.2, gt=0.0, le=1.0, description="bert4rec: fraction of training items masked (Cloze)"
@@ -84,6 +98,14 @@ class ModelConfig(_Section):
     sse_prob_item: float = Field(
         0.1, ge=0.0, le=1.0, description="ssept: probability of replacing an input item"
     )
+    # fpmc / gru4rec / caser
+    caser_window: StrictInt = Field(
+        5, gt=0, description="caser: L, the number of most recent items each position convolves"
+    )
+    caser_h_filters: StrictInt = Field(
+        16, gt=0, description="caser: horizontal filters of each height 1..caser_window"
+    )
+    caser_v_filters: StrictInt = Field(4, gt=0, description="caser: vertical filters")
 
 
 class DenoiserConfig(_Section):

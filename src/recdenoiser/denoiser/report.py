@@ -26,7 +26,6 @@ from recdenoiser.data.split import LeaveOneOutSplit
 from recdenoiser.denoiser.masks import AttentionMasks
 from recdenoiser.denoiser.objective import usable_entries
 from recdenoiser.errors import RecDenoiserError
-from recdenoiser.models.attention import attention_allowed
 from recdenoiser.models.base import SelfAttentiveRecommender
 from recdenoiser.models.batch import Batch, pad_left
 
@@ -49,7 +48,7 @@ def item_keep_scores(model: SelfAttentiveRecommender, batch: Batch) -> Tensor:
     model.eval()
     try:
         padding_mask = batch.padding_mask
-        allowed = attention_allowed(padding_mask, causal=model.causal)
+        allowed = model.allowed_attention(padding_mask)
         usable = usable_entries(allowed, padding_mask).to(torch.float32)  # [B, L, L]
         probs = masks.keep_probabilities(model.embed(batch)).float()  # [layers, B or 1, L, L]
         summed = (probs * usable.unsqueeze(0)).sum(dim=(0, 2))  # [B, L] over layers, queries

@@ -5,17 +5,26 @@ heads) multiplies the attention weights *after* the softmax, without renormalisi
 the paper: ``M = softmax(QK^T / sqrt(d)) * Z``. With no ``keep`` tensor the fused
 ``scaled_dot_product_attention`` kernel is used.
 
+The normaliser is the softmax, or 1.5-entmax (``normalizer="entmax15"``, a sparse-attention
+baseline, see :mod:`recdenoiser.models.sparse_attention`), which always takes the explicit path;
+the ``keep`` mask multiplies whichever weights the normaliser produced.
+
 Mask vocabulary: ``allowed`` is a bool tensor whose True means "this query may attend to this
 key" (the same meaning as a boolean ``attn_mask`` in PyTorch).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from recdenoiser.models.dropout import fast_dropout
+from recdenoiser.models.sparse_attention import entmax15
+
+Normalizer = Literal["softmax", "entmax15"]
 
 
 def attention_allowed(padding_mask: Tensor, causal: bool) -> Tensor:
@@ -36,7 +45,14 @@ def attention_allowed(padding_mask: Tensor, causal: bool) -> Tensor:
 
 
 class MultiHeadSelfAttention(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float, fused: bool = True):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        dropout: float,
+        fused: bool = True,
+        normalizer: Normalizer = "softmax",
+    ):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError("hidden_size must be divisible by num_heads")
@@ -46,6 +62,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.out = nn.Linear(hidden_size, hidden_size)
         self.dropout = dropout
         self.fused = fused
+        self.normalizer = normalizer
 
     def forward(
         self,
@@ -86,7 +103,8 @@ class MultiHeadSelfAttention(nn.Module):
             q, allowed = q[:, :, -1:], allowed[:, -1:]
             keep = None if keep is None else keep[:, -1:]
         p_drop = self.dropout if self.training else 0.0
-        if keep is None and self.fused and not explicit and (p_drop == 0.0 or q.is_cuda):
+        fusable = self.fused and self.normalizer == "softmax" and not explicit
+        if keep is None and fusable and (p_drop == 0.0 or q.is_cuda):
             ctx = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p_drop
             )
@@ -99,9 +117,17 @@ class MultiHeadSelfAttention(nn.Module):
     ) -> Tensor:
         """Reference path: ``softmax(QK^T/sqrt(d_h))``, masked, times ``keep``, dropout, ``@ V``."""
         scores = q @ k.transpose(-2, -1) / (self.head_dim**0.5)  # [B, H, L, L]
-        scores = scores.masked_fill(~allowed.unsqueeze(1), float("-inf"))
-        weights = scores.softmax(dim=-1)
+        weights = self.normalize(scores, allowed.unsqueeze(1))
         if keep is not None:
             weights = weights * keep.unsqueeze(1).to(weights.dtype)  # shared by all heads
         weights = fast_dropout(weights, p_drop, p_drop > 0)
         return weights @ v
+
+    def normalize(self, scores: Tensor, allowed: Tensor) -> Tensor:
+        """Attention weights from ``scores`` ``[B, H, Lq, L]``; ``allowed`` broadcasts to them.
+
+        Disallowed keys get weight 0 with either normaliser.
+        """
+        if self.normalizer == "entmax15":
+            return entmax15(scores, dim=-1, mask=allowed)
+        return scores.masked_fill(~allowed, float("-inf")).softmax(dim=-1)

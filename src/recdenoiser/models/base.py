@@ -17,11 +17,12 @@ from torch import Tensor, nn
 
 from recdenoiser.config import ModelConfig
 from recdenoiser.data.dataset import PAD
-from recdenoiser.models.attention import MultiHeadSelfAttention, attention_allowed
+from recdenoiser.models.attention import MultiHeadSelfAttention, Normalizer, attention_allowed
 from recdenoiser.models.batch import Batch
 from recdenoiser.models.blocks import TransformerBlock, TransformerEncoder
 from recdenoiser.models.embedding import SequenceEmbedding, gather_rows
 from recdenoiser.models.losses import LOSSES, NEEDS_NEGATIVES
+from recdenoiser.models.sparse_attention import sparse_fixed_pattern
 from recdenoiser.registry import Registry
 
 
@@ -133,7 +134,32 @@ class SelfAttentiveRecommender(SequentialRecommender):
             activation=config.activation,
             inner_size=config.hidden_size * self.ffn_multiplier,
             fused_attention=config.fused_attention,
+            attention_normalizer=self.attention_normalizer,
         )
+
+    @property
+    def attention_normalizer(self) -> Normalizer:
+        """``"entmax15"`` for ``model.attention=entmax15``, else ``"softmax"``."""
+        return "entmax15" if self.config.attention == "entmax15" else "softmax"
+
+    def allowed_attention(self, padding_mask: Tensor) -> Tensor:
+        """``[B, L, L]`` bool, True where a query may attend to a key.
+
+        Causality (for causal models) and padding, plus, with ``model.attention=sparse_fixed``,
+        the fixed local + strided pattern (:func:`sparse_fixed_pattern`). Mask providers receive
+        this tensor, so learned masks only act on entries the backbone can use.
+        """
+        allowed = attention_allowed(padding_mask, causal=self.causal)
+        if self.config.attention == "sparse_fixed":
+            pattern = sparse_fixed_pattern(
+                padding_mask.shape[1],
+                self.config.sparse_window,
+                self.config.sparse_stride,
+                causal=self.causal,
+                device=padding_mask.device,
+            )
+            allowed = allowed & pattern
+        return allowed
 
     def reset_parameters(self) -> None:
         """Xavier-normal weights (as the reference SASRec code), zero biases, PAD rows zero."""
@@ -152,7 +178,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
 
     def encode(self, batch: Batch) -> Tensor:
         padding_mask = batch.padding_mask
-        allowed = attention_allowed(padding_mask, causal=self.causal)
+        allowed = self.allowed_attention(padding_mask)
         x = self.embed(batch)
         keep = None if self.mask_provider is None else self.mask_provider(x, allowed)
         valid = padding_mask.unsqueeze(-1).to(x.dtype)
@@ -169,7 +195,7 @@ class SelfAttentiveRecommender(SequentialRecommender):
         ):
             return super().user_vector(batch)
         padding_mask = batch.padding_mask
-        allowed = attention_allowed(padding_mask, causal=self.causal)
+        allowed = self.allowed_attention(padding_mask)
         x = self.embed(batch)
         keep = None if self.mask_provider is None else self.mask_provider(x, allowed)
         valid = padding_mask.unsqueeze(-1).to(x.dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from recdenoiser.models.attention import MultiHeadSelfAttention
+from recdenoiser.models.attention import MultiHeadSelfAttention, Normalizer
 from recdenoiser.models.dropout import Dropout
 
 
@@ -45,11 +45,14 @@ class TransformerBlock(nn.Module):
         activation: str = "relu",
         inner_size: int | None = None,
         fused_attention: bool = True,
+        attention_normalizer: Normalizer = "softmax",
     ):
         super().__init__()
         self.norm_kind = norm
         self.pre_norm = norm == "pre"
-        self.attention = MultiHeadSelfAttention(hidden_size, num_heads, dropout, fused_attention)
+        self.attention = MultiHeadSelfAttention(
+            hidden_size, num_heads, dropout, fused_attention, attention_normalizer
+        )
         self.attn_dropout = Dropout(dropout)
         self.feed_forward = FeedForward(hidden_size, inner_size or hidden_size, dropout, activation)
         self.norm1 = nn.LayerNorm(hidden_size, eps=1e-8)

@@ -14,7 +14,8 @@ What differs from SASRec:
   (``[B, H, L, k+1]``) and ``sum_j a_ij R^V_ij`` sums the weights per interval bucket first.
 
 The Rec-Denoiser ``keep`` mask multiplies the attention weights after the softmax, exactly as in
-:meth:`MultiHeadSelfAttention.explicit`, so the denoiser plugs in unchanged.
+:meth:`MultiHeadSelfAttention.explicit`, so the denoiser plugs in unchanged; the normaliser
+(softmax or 1.5-entmax) is the shared :meth:`MultiHeadSelfAttention.normalize`.
 
 Departures from the paper/reference code: the personal scale (the smallest non-zero interval) is
 taken over the model's input window (the last ``max_len`` items) rather than the user's whole
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 
 from recdenoiser.config import ModelConfig
 from recdenoiser.errors import ConfigError
-from recdenoiser.models.attention import MultiHeadSelfAttention
+from recdenoiser.models.attention import MultiHeadSelfAttention, Normalizer
 from recdenoiser.models.base import MODELS, SelfAttentiveRecommender
 from recdenoiser.models.batch import Batch
 from recdenoiser.models.blocks import TransformerBlock
@@ -63,8 +64,10 @@ def interval_matrix(time_seq: Tensor, padding_mask: Tensor, span: int) -> Tensor
 class TimeIntervalAttention(MultiHeadSelfAttention):
     """Relation-aware attention; the relation embeddings of the batch are set by the model."""
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
-        super().__init__(hidden_size, num_heads, dropout, fused=False)
+    def __init__(
+        self, hidden_size: int, num_heads: int, dropout: float, normalizer: Normalizer = "softmax"
+    ):
+        super().__init__(hidden_size, num_heads, dropout, fused=False, normalizer=normalizer)
         # (P^K [B, L, d], P^V [B, L, d], intervals [B, L, L], R^K [k+1, d], R^V [k+1, d])
         self.relations: tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None = None
 
@@ -97,8 +100,7 @@ class TimeIntervalAttention(MultiHeadSelfAttention):
         rv = table_v.view(-1, h, dh).transpose(0, 1)
         index = intervals.unsqueeze(1).expand(b, h, length, length)
         scores = q @ k.transpose(-2, -1) + (q @ rk.transpose(-2, -1)).gather(-1, index)
-        scores = (scores / math.sqrt(dh)).masked_fill(~allowed.unsqueeze(1), float("-inf"))
-        weights = scores.softmax(dim=-1)
+        weights = self.normalize(scores / math.sqrt(dh), allowed.unsqueeze(1))
         if keep is not None:
             weights = weights * keep.unsqueeze(1).to(weights.dtype)  # shared by all heads
         p_drop = self.dropout if self.training else 0.0
@@ -130,7 +132,7 @@ class TiSASRec(SelfAttentiveRecommender):
             raise ConfigError("tisasrec supports model.norm 'pre' or 'post', not 'sasrec'")
         block = super().build_block(dropout)
         block.attention = TimeIntervalAttention(
-            self.config.hidden_size, self.config.num_heads, dropout
+            self.config.hidden_size, self.config.num_heads, dropout, self.attention_normalizer
         )
         return block
 
