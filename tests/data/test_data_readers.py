@@ -331,3 +331,220 @@ def test_large_file_uses_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert len(df) == n
     assert df["user"].iloc[-1] == "2000"
     assert elapsed < 5.0  # ~0.1 s on one core; generous for shared CI machines
+
+
+# ------------------------------------------------------------------ ids from float columns
+def test_from_dataframe_missing_ids_name_column_and_rows() -> None:
+    raw = pd.DataFrame({"who": [1.0, np.nan, 2.0, None, np.nan], "what": [10, 11, 12, 13, 14]})
+    with pytest.raises(DataError, match=r"row 1: column 'who': missing id \(also at rows 3, 4\)"):
+        from_dataframe(raw, {"user": "who", "item": "what"})
+
+
+def test_from_dataframe_missing_ids_skipped_and_counted() -> None:
+    raw = pd.DataFrame({"who": [1.0, np.nan, 2.0], "what": [10.0, 11.0, None]})
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed rows .*first at row 1: .*'who'"):
+        df = from_dataframe(raw, {"user": "who", "item": "what"}, skip_bad_lines=True)
+    assert df["user"].tolist() == ["1"]
+    assert df["item"].tolist() == ["10"]
+    assert df.attrs["skipped_lines"] == 2
+
+
+def test_from_dataframe_integer_valued_float_ids_keep_integer_spelling(tmp_path: Path) -> None:
+    """A float column (e.g. an int column that had a NaN) gives the ids of the raw file."""
+    path = write(tmp_path, "ui.txt", "1 10\n2 11\n1 12\n")
+    from_file = read_interactions(path, "user-item")
+    floats = pd.DataFrame({"u": [1.0, 2.0, 1.0], "i": np.array([10, 11, 12], dtype=np.float32)})
+    df = from_dataframe(floats, {"user": "u", "item": "i"})
+    assert df["user"].tolist() == from_file["user"].tolist() == ["1", "2", "1"]
+    assert df["item"].tolist() == from_file["item"].tolist() == ["10", "11", "12"]
+    mixed = pd.DataFrame({"u": pd.Series([1, 2.0, "x"], dtype=object), "i": [0.5, -0.0, 3.0]})
+    df = from_dataframe(mixed, {"user": "u", "item": "i"})
+    assert df["user"].tolist() == ["1", "2", "x"]
+    assert df["item"].tolist() == ["0.5", "0", "3"]  # non-integer ids are kept as written
+
+
+def test_from_dataframe_float_ids_that_are_not_exact() -> None:
+    raw = pd.DataFrame({"u": [1.0, 2.0**60, np.inf], "i": [1, 2, 3]})
+    with pytest.raises(DataError, match=r"row 1: column 'u': .*too large to be an exact") as info:
+        from_dataframe(raw, {"user": "u", "item": "i"})
+    assert "row 2" not in str(info.value).split("(")[0]
+    with pytest.warns(UserWarning, match="skipped 2 malformed rows"):
+        df = from_dataframe(raw, {"user": "u", "item": "i"}, skip_bad_lines=True)
+    assert df["user"].tolist() == ["1"]
+
+
+def test_table_parquet_float_ids(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"u": [1.0, np.nan, 3.0], "i": [7.0, 8.0, 9.0]}).to_parquet(path)
+    mapping = {"user": "u", "item": "i"}
+    with pytest.raises(DataError, match=r"t\.parquet: row 1: column 'u': missing id"):
+        read_interactions(path, "table", columns=mapping)
+    with pytest.warns(UserWarning, match="skipped 1 malformed rows"):
+        df = read_interactions(path, "table", columns=mapping, skip_bad_lines=True)
+    assert df["user"].tolist() == ["1", "3"]
+    assert df["item"].tolist() == ["7", "9"]
+
+
+def test_amazon_json_nan_id(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.json", '{"reviewerID": NaN, "asin": "x", "unixReviewTime": 5}\n')
+    with pytest.raises(DataError, match="reviewerID: expected an id, got nan") as info:
+        read_interactions(path, "amazon-json")
+    assert info.value.line == 1
+
+
+# ------------------------------------------------------------------------------ timestamps
+BAD_TIMES = [
+    (np.nan, "missing timestamp"),
+    (np.inf, "timestamp is not finite: inf"),
+    (-1.0, "negative timestamp -1"),
+    (1e30, "timestamp 1e\\+30 is too large for 64-bit"),
+]
+
+
+@pytest.mark.parametrize(("value", "match"), BAD_TIMES)
+def test_from_dataframe_bad_timestamps(value: float, match: str) -> None:
+    raw = pd.DataFrame({"u": ["a", "b", "c"], "i": ["x", "y", "z"], "t": [978300760.0, value, 5.0]})
+    mapping = {"user": "u", "item": "i", "timestamp": "t"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from a cast either
+        with pytest.raises(DataError, match=f"row 1: column 't': {match}"):
+            from_dataframe(raw, mapping)
+        with pytest.raises(UserWarning, match="skipped 1 malformed rows"):
+            from_dataframe(raw, mapping, skip_bad_lines=True)
+    with pytest.warns(UserWarning, match="skipped 1 malformed rows"):
+        df = from_dataframe(raw, mapping, skip_bad_lines=True)
+    assert df["timestamp"].tolist() == [978300760, 5]
+
+
+def test_from_dataframe_valid_float_and_integer_timestamps() -> None:
+    raw = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "t": [978300760.0, 0.0]})
+    df = from_dataframe(raw, {"user": "u", "item": "i", "timestamp": "t"})
+    assert df["timestamp"].dtype == np.int64
+    assert df["timestamp"].tolist() == [978300760, 0]
+    big = 2**62 + 1  # exact: integer columns are not rounded through float64
+    raw = pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "t": np.array([big, 7], dtype=np.int64)})
+    assert from_dataframe(raw, {"user": "u", "item": "i", "timestamp": "t"})[
+        "timestamp"
+    ].tolist() == [big, 7]
+    raw["t"] = np.array([2**63, 7], dtype=np.uint64)
+    with pytest.raises(DataError, match="row 0: column 't': timestamp 9223372036854775808 is too"):
+        from_dataframe(raw, {"user": "u", "item": "i", "timestamp": "t"})
+    raw["t"] = pd.array([5, None], dtype="Int64")
+    with pytest.raises(DataError, match="row 1: column 't': missing timestamp"):
+        from_dataframe(raw, {"user": "u", "item": "i", "timestamp": "t"})
+
+
+def test_dates_before_1970_are_kept() -> None:
+    raw = pd.DataFrame({"u": ["a"], "i": ["x"], "t": ["1969-12-31"]})
+    df = from_dataframe(raw, {"user": "u", "item": "i", "timestamp": "t"})
+    assert df["timestamp"].tolist() == [-86400]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("a,x,-5\n", "negative timestamp -5"),
+        ("a,x,1e30\n", "timestamp 1e\\+30 is too large for 64-bit"),
+        ("a,x,99999999999999999999\n", "timestamp .* is too large for 64-bit"),
+        ("a,x,inf\n", "timestamp is not finite"),
+        ("a,x,nan\n", "missing timestamp"),
+    ],
+)
+def test_table_bad_timestamps_name_file_line_column(tmp_path: Path, text: str, match: str) -> None:
+    path = write(tmp_path, "t.csv", "u,i,t\nb,y,978300760.0\n" + text)
+    mapping = {"user": "u", "item": "i", "timestamp": "t"}
+    with pytest.raises(DataError, match=f"column 't': {match}") as info:
+        read_interactions(path, "table", columns=mapping)
+    assert str(info.value).startswith(f"{path}:3: ")
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed lines .*first at line 3"):
+        df = read_interactions(path, "table", columns=mapping, skip_bad_lines=True)
+    assert df["timestamp"].tolist() == [978300760]
+
+
+def test_table_parquet_bad_timestamp_names_row(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"u": ["a", "b"], "i": ["x", "y"], "t": [1.0, np.nan]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"row 1: column 't': missing timestamp"):
+        read_interactions(path, "table", columns={"user": "u", "item": "i", "timestamp": "t"})
+
+
+@pytest.mark.parametrize(
+    ("fmt", "good", "bad", "match"),
+    [
+        ("user-item-time", "1 2 978300760\n", "1 3 -1\n", "unix_time: negative timestamp -1"),
+        ("user-item-time", "1 2 5\n", "1 3 nan\n", "unix_time: missing timestamp"),
+        ("user-item-time", "1 2 5\n", "1 3 inf\n", "unix_time: timestamp is not finite"),
+        ("user-item-time", "1 2 5\n", "1 3 1e30\n", "unix_time: timestamp .* too large"),
+        ("user-item-time", "1 2 5\n", f"1 3 {2**63}\n", "unix_time: timestamp .* too large"),
+        ("movielens", "1::2::5::9\n", "1::3::4::-9\n", "Timestamp: negative timestamp -9"),
+        ("amazon-csv", "a,b,5.0,10\n", "c,d,5.0,-10\n", "timestamp: negative timestamp -10"),
+        (
+            "amazon-json",
+            '{"reviewerID": "a", "asin": "b", "unixReviewTime": 1}\n',
+            '{"reviewerID": "a", "asin": "c", "unixReviewTime": -1}\n',
+            "unixReviewTime: negative timestamp -1",
+        ),
+        (
+            "amazon-json",
+            '{"reviewerID": "a", "asin": "b", "unixReviewTime": 1}\n',
+            '{"reviewerID": "a", "asin": "c", "unixReviewTime": 1e30}\n',
+            "unixReviewTime: timestamp .* too large",
+        ),
+        (
+            "amazon-json",
+            '{"reviewerID": "a", "asin": "b", "unixReviewTime": 1}\n',
+            '{"reviewerID": "a", "asin": "c", "unixReviewTime": Infinity}\n',
+            "unixReviewTime: timestamp is not finite",
+        ),
+    ],
+)
+def test_text_formats_reject_bad_timestamps(
+    tmp_path: Path, fmt: str, good: str, bad: str, match: str
+) -> None:
+    first, last = good, good.replace("1", "7", 1)  # distinct rows: no duplicate warning
+    path = write(tmp_path, "f.txt", first + bad + last)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error only: no RuntimeWarning of a failed cast
+        with pytest.raises(DataError, match=match) as info:
+            read_interactions(path, fmt)
+    assert info.value.line == 2
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed lines .*first at line 2"):
+        df = read_interactions(path, fmt, skip_bad_lines=True)
+    assert len(df) == 2 and (df["timestamp"] >= 0).all()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("user-item-time", "1 2 978300760.0\n1 3 978300761\n"),
+        ("movielens", "1::2::5::978300760.0\n1::3::4::978300761\n"),
+        ("amazon-csv", "a,b,5.0,978300760.0\na,c,4.0,978300761\n"),
+        (
+            "amazon-json",
+            '{"reviewerID": "a", "asin": "b", "unixReviewTime": 978300760.0}\n'
+            '{"reviewerID": "a", "asin": "c", "unixReviewTime": "978300761"}\n',
+        ),
+    ],
+)
+def test_integer_valued_float_timestamps_are_read(tmp_path: Path, fmt: str, text: str) -> None:
+    df = read_interactions(write(tmp_path, "f.txt", text), fmt)
+    assert df["timestamp"].dtype == np.int64
+    assert df["timestamp"].tolist() == [978300760, 978300761]
+
+
+def test_valid_times_use_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recdenoiser.data.readers as readers
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the line-by-line scan must not run on a well-formed file")
+
+    monkeypatch.setattr(readers, "_scan_fixed", no_scan)
+    lines = [
+        f"{u}::{i}::4::{978300760 + u * 100 + i}{'.0' if i % 2 else ''}\n"
+        for u in range(50)
+        for i in range(1, 41)
+    ]
+    path = write(tmp_path, "ratings.dat", "".join(lines))
+    df = read_interactions(path, "movielens")
+    assert df["timestamp"].dtype == np.int64
+    assert df["timestamp"].iloc[-1] == 978300760 + 49 * 100 + 40

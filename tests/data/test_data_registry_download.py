@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import logging
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -86,6 +87,17 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self) -> None:
+            if self.path == "/cut-short":  # announces 1000 bytes, sends 10, hangs up
+                self.send_response(200)
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                self.wfile.write(b"1 2\n1 3\n1 ")
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            super().do_GET()
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -188,3 +200,65 @@ def test_download_dataset_into_data_dir(
     path = download_dataset("steam", tmp_path, timeout=5)
     assert path == tmp_path / "steam" / "steam_reviews.json.gz"
     assert locate("steam", tmp_path).path == path
+
+
+def test_download_unknown_checksum_logged_for_pinning(
+    server: tuple[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base, root = server
+    data = b"1 2\n1 3\n"
+    (root / "f.txt").write_bytes(data)
+    dest = tmp_path / "out" / "f.txt"
+    with caplog.at_level(logging.WARNING, logger="recdenoiser"):
+        assert download(f"{base}/f.txt", dest, timeout=5) == dest
+    assert dest.read_bytes() == data
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(sha(data) in m and "not verified" in m for m in messages), messages
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["f.txt", "f.txt.sha256"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>\n",
+        b"\xef\xbb\xbf\n  <HTML><head><title>Sign in</title></head></HTML>",
+    ],
+    ids=["empty", "doctype", "html-tag"],
+)
+@pytest.mark.parametrize("checksum", [False, True], ids=["no-checksum", "checksum"])
+def test_download_rejects_empty_and_html(
+    server: tuple[str, Path], tmp_path: Path, body: bytes, checksum: bool
+) -> None:
+    base, root = server
+    (root / "ratings.csv").write_bytes(body)
+    dest = tmp_path / "out" / "ratings.csv"
+    expected = "0" * 64 if checksum else None
+    match = "empty file" if not body else "HTML page"
+    with pytest.raises(DataError, match=f"download of {base}/ratings.csv failed: .*{match}"):
+        download(f"{base}/ratings.csv", dest, expected, timeout=5)
+    assert list(dest.parent.iterdir()) == []  # no file, no .part, no .sha256
+
+
+def test_download_cut_short_leaves_nothing(server: tuple[str, Path], tmp_path: Path) -> None:
+    """A body shorter than its Content-Length is an error, not a file that counts as present."""
+    base, root = server
+    dest = tmp_path / "out" / "steam_reviews.json.gz"
+    with pytest.raises(DataError, match=r"interrupted: received 10 of 1000 bytes"):
+        download(f"{base}/cut-short", dest, timeout=5)
+    assert list(dest.parent.iterdir()) == []
+    # the next attempt downloads (nothing was kept that looks like a finished download)
+    data = b"1 2\n"
+    (root / "whole").write_bytes(data)
+    assert download(f"{base}/whole", dest, timeout=5).read_bytes() == data
+
+
+def test_download_replaces_an_existing_html_page(server: tuple[str, Path], tmp_path: Path) -> None:
+    base, root = server
+    data = b"a,b,5.0,10\n"
+    (root / "r.csv").write_bytes(data)
+    dest = tmp_path / "r.csv"
+    dest.write_bytes(b"<html><body>Service Unavailable</body></html>")  # left by an old version
+    assert download(f"{base}/r.csv", dest, timeout=5).read_bytes() == data
+    dest.write_bytes(b"kept")  # a usable file with no known checksum is not downloaded again
+    assert download(f"{base}/r.csv", dest, timeout=5).read_bytes() == b"kept"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recdenoiser.errors import ConfigError
 from recdenoiser.experiments.grid import grid_from_dict, load_grid
@@ -137,3 +138,74 @@ def test_ready_grids_load(path: Path) -> None:
     assert all(c.config is not None for c in full + quick), [c.error for c in full if c.error]
     for cell in quick:
         assert cell.config is not None and cell.config.eval.max_users is not None
+
+
+# --------------------------------------------------------------- paths relative to the grid
+def _grid_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "project" / "grids"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "small.txt").write_text("1 1\n")
+    return folder
+
+
+def test_relative_dataset_is_relative_to_the_grid_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _grid_dir(tmp_path)
+    raw = {
+        "name": "paths",
+        "base": {"data": {"dataset": "data/small.txt", "format": "user-item", "max_len": 10}},
+        "axes": {
+            "dataset": {
+                "base": {},
+                "other": {"data.dataset": "../other.txt", "data.data_dir": "cache"},
+                "named": {"data.dataset": "ml-1m"},
+            }
+        },
+    }
+    (folder / "paths.yaml").write_text(yaml.safe_dump(raw))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cells = {c.labels["dataset"]: c for c in load_grid("../project/grids/paths.yaml").cells()}
+    data = {}
+    for label, cell in cells.items():
+        assert cell.config is not None, cell.error
+        data[label] = cell.config.data
+    assert data["base"].dataset == str(folder / "data" / "small.txt")
+    assert data["other"].dataset == str(tmp_path / "project" / "other.txt")
+    assert data["other"].data_dir == str(folder / "cache")
+    assert data["named"].dataset == "ml-1m"  # a registry name stays a name
+    # the cell ids hash the overrides as written: moving the project keeps them
+    in_memory = grid_from_dict(raw).cells()
+    assert {label: c.cell_id for label, c in cells.items()} == {
+        c.labels["dataset"]: c.cell_id for c in in_memory
+    }
+    # without a file, paths stay as written (relative to the current directory)
+    config = in_memory[0].config
+    assert config is not None and config.data.dataset == "data/small.txt"
+
+
+def test_relative_base_is_relative_to_the_grid_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _grid_dir(tmp_path)
+    (folder / "configs").mkdir()
+    base = {"data": {"dataset": "../data/small.txt", "format": "user-item"}, "seed": 3}
+    (folder / "configs" / "base.yaml").write_text(yaml.safe_dump(base))
+    grid_file = folder / "g.yaml"
+    grid_file.write_text(yaml.safe_dump({"base": "configs/base.yaml", "axes": {"seed": [1]}}))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "configs").mkdir(parents=True)
+    (elsewhere / "configs" / "base.yaml").write_text(yaml.safe_dump({"seed": 99}))
+    monkeypatch.chdir(elsewhere)
+    config = load_grid(grid_file).cells()[0].config
+    assert config is not None
+    # the base file of the grid's folder, not the one of the current directory; a relative
+    # path inside the base file is relative to the base file
+    assert config.data.format == "user-item"
+    assert config.data.dataset == str(folder / "data" / "small.txt")
+    # a base that exists only relative to the current directory is an error that says so
+    (folder / "configs" / "base.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"base 'configs/base\.yaml' .*relative to the grid"):
+        load_grid(grid_file)

@@ -34,7 +34,7 @@ __all__ = ["CACHE_DIR_ENV", "CACHE_VERSION", "infer_format", "load_dataset", "re
 
 CACHE_DIR_ENV = "RECDENOISER_CACHE_DIR"
 #: Bump when reading or preprocessing changes in a way that alters the result.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 DEFAULT_K_CORE = 5
 
 

@@ -1,4 +1,11 @@
-"""Downloading raw datasets: streamed, checksummed, atomically renamed, optionally extracted.
+"""Downloading raw datasets: streamed, checked, atomically renamed, optionally extracted.
+
+A download is streamed to a temporary file next to its destination and renamed into place only
+once it is complete (as many bytes as the server announced), is not empty, is not an HTML page
+(what servers send for a missing file or a login wall, often with status 200) and matches its
+published checksum. Many official sources publish no checksum: such files are still accepted,
+and their sha256 is logged as a warning and saved next to the file (``FILE.sha256``) so the user
+can pin it. An interrupted download leaves nothing that counts as present.
 
 Nothing here runs at install or import time; downloads happen only when a user asks for them
 (``recdenoiser prepare NAME --download`` or ``load_dataset(..., download=True)``).
@@ -8,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -34,6 +42,43 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _content_problem(path: Path) -> str | None:
+    """Why a downloaded file is not the data that was asked for, or None."""
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "the server sent an empty file"
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if start.startswith((b"<!doctype html", b"<html")):
+        return (
+            "the server sent an HTML page instead of the data file (an error or login page; "
+            "check the address in a browser)"
+        )
+    return None
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    """The body size the server announced, when it announced a usable one."""
+    value = response.headers.get("Content-Length")
+    if value is None or response.headers.get("Content-Encoding"):
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        return None
+    return size if size >= 0 else None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        Path(tmp_name).replace(path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
 
 
 def _verify(path: Path, url: str, sha256: str | None, md5: str | None) -> str:
@@ -67,10 +112,11 @@ def download(
 ) -> Path:
     """Download ``url`` to ``dest`` and optionally extract one member.
 
-    The body is streamed to a temporary file in ``dest``'s folder, verified, then renamed to
-    ``dest`` (so ``dest`` never holds a partial file). With no known checksum the sha256 is
-    logged and written to ``dest.sha256``. An existing ``dest`` that passes the checks is
-    reused without downloading.
+    The body is streamed to a temporary file in ``dest``'s folder, checked (complete, not empty,
+    not an HTML page, checksums), then renamed to ``dest`` (so ``dest`` never holds a partial
+    file). With no known checksum the sha256 is logged as a warning and written to
+    ``dest.sha256``. An existing ``dest`` that passes the checksums (or, with none known, is
+    neither empty nor an HTML page) is reused without downloading.
 
     Args:
         url: an ``http://`` or ``https://`` address.
@@ -85,8 +131,9 @@ def download(
         The downloaded file, or the extracted member.
 
     Raises:
-        DataError: network failure, HTTP error, checksum mismatch (both hashes in the
-            message), or a missing archive member.
+        DataError: network failure, HTTP error, interrupted transfer, an empty or HTML
+            response, checksum mismatch (both hashes in the message), or a missing archive
+            member. Nothing is left at ``dest`` then.
     """
     if not url.startswith(("http://", "https://")):
         raise DataError(f"only http(s) downloads are supported, got {url!r}")
@@ -101,8 +148,11 @@ def download(
             logger.info("%s already downloaded and verified", dest)
             return extract(dest, member) if member else dest
     elif dest.is_file():
-        logger.info("%s already downloaded (no known checksum to verify)", dest)
-        return extract(dest, member) if member else dest
+        problem = _content_problem(dest)
+        if problem is None:
+            logger.info("%s already downloaded (no known checksum to verify)", dest)
+            return extract(dest, member) if member else dest
+        logger.warning("existing %s is not usable (%s); downloading again", dest, problem)
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -111,24 +161,43 @@ def download(
         with os.fdopen(fd, "wb") as out:
             request = urllib.request.Request(url, headers={"User-Agent": "recdenoiser"})
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                shutil.copyfileobj(response, out, _CHUNK)
+                announced = _content_length(response)
+                received = 0
+                while chunk := response.read(_CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+        if announced is not None and received != announced:
+            raise DataError(
+                f"download of {url} was interrupted: received {received} of {announced} bytes "
+                "(nothing was saved; try again)"
+            )
+        problem = _content_problem(tmp)
+        if problem is not None:
+            raise DataError(f"download of {url} failed: {problem}; nothing was saved")
         actual = _verify(tmp, url, sha256, md5)
+        sidecar = dest.with_name(dest.name + ".sha256")
+        if sha256 is None:
+            _write_text_atomic(sidecar, f"{actual}  {dest.name}\n")
         tmp.replace(dest)
     except urllib.error.HTTPError as exc:
         raise DataError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         raise DataError(f"download of {url} failed: {reason}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    if sha256 is None:
+    if sha256 is None and md5 is None:
         logger.warning(
-            "no published sha256 for %s; downloaded file has sha256 %s (written to %s.sha256)",
+            "%s has no published checksum, so the download is not verified; its sha256 is %s "
+            "(saved to %s; keep it to check later copies against it)",
             url,
             actual,
-            dest.name,
+            sidecar,
         )
-        dest.with_name(dest.name + ".sha256").write_text(f"{actual}  {dest.name}\n")
+    elif sha256 is None:
+        logger.info(
+            "%s matches its published MD5; its sha256 is %s (saved to %s)", url, actual, sidecar
+        )
     return extract(dest, member) if member else dest
 
 

@@ -26,9 +26,21 @@ are in file order. :func:`read_interactions` is the entry point; formats are reg
 ``table``
     Any CSV/TSV/Parquet file with a header, mapped through a :class:`ColumnMapping`.
 
+Timestamps are whole unix seconds. Numeric times must be finite, ``>= 0`` (a negative number is
+almost always a placeholder for a missing time) and fit in int64; integer-valued decimals such
+as ``978300760.0`` are accepted everywhere, and the ``table`` format floors fractions of a
+second (its dates too). Dates (``steam``, date columns of ``table``) are taken as they are,
+including dates before 1970.
+
+Ids are strings. In tables (:func:`from_dataframe`, Parquet) a float id column, which is what
+pandas makes of an integer column with a missing value, is spelled as the integers it holds
+(``1.0`` -> ``'1'``), so the id maps match the raw data; a missing id (``NaN``/``None``) or a
+float id too large to be an exact integer is a bad row like any other.
+
 Bad input raises one :class:`~recdenoiser.errors.DataError` naming the file and the 1-based
-line. With ``skip_bad_lines=True`` bad lines are dropped, one warning gives their count and the
-first one, and ``df.attrs["skipped_lines"]`` holds the count. Large files are parsed with
+line (for tables also the column, and the other lines or rows with the same problem). With
+``skip_bad_lines=True`` bad lines are dropped, one warning gives their count and the first one,
+and ``df.attrs["skipped_lines"]`` holds the count. Large files are parsed with
 pandas' C parser; the slow line-by-line scan only runs when that fast path fails, to find the
 offending lines.
 """
@@ -37,6 +49,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import gzip
 import io
 import json
@@ -67,7 +80,7 @@ __all__ = [
     "read_interactions",
 ]
 
-FieldKind = Literal["int", "float", "str"]
+FieldKind = Literal["int", "float", "str", "time"]  # time: whole unix seconds >= 0
 
 #: Columns a reader may produce, in output order.
 OUTPUT_COLUMNS = ("user", "item", "timestamp", "rating")
@@ -287,30 +300,102 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str | None]]:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _convert(token: str, kind: FieldKind) -> int | float | str:
-    """Parse one field; raises ValueError with a readable message."""
+def _convert(token: str, kind: FieldKind, name: str) -> int | float | str:
+    """Parse field ``name``; raises ValueError with a readable message that names it."""
+    if kind == "time":
+        return _as_time(token, name)
     if kind == "int":
         try:
             value_int = int(token)
         except ValueError:
-            raise ValueError(f"expected an integer, got {token!r}") from None
+            raise ValueError(f"{name}: expected an integer, got {token!r}") from None
         if not _INT64_MIN <= value_int <= _INT64_MAX:
-            raise ValueError(f"integer out of the 64-bit range: {token!r}")
+            raise ValueError(f"{name}: integer out of the 64-bit range: {token!r}")
         return value_int
     if kind == "float":
         try:
             value = float(token)
         except ValueError:
-            raise ValueError(f"expected a number, got {token!r}") from None
+            raise ValueError(f"{name}: expected a number, got {token!r}") from None
         if math.isnan(value):
-            raise ValueError(f"expected a number, got {token!r}")
+            raise ValueError(f"{name}: expected a number, got {token!r}")
         return value
     if token == "":
-        raise ValueError("empty field")
+        raise ValueError(f"{name}: empty field")
     return token
 
 
-_DTYPES: dict[FieldKind, Any] = {"int": np.int64, "float": np.float64, "str": str}
+def _show(value: Any) -> str:
+    """A value for an error message (numpy scalars shown as the Python value)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+# ------------------------------------------------------------------------------ timestamps
+# What is wrong with one timestamp value (0: nothing); see _time_code and _parse_times.
+_T_OK, _T_UNREADABLE, _T_MISSING, _T_NOT_FINITE, _T_FRACTION, _T_NEGATIVE, _T_TOO_LARGE = range(7)
+_EXACT_FLOAT = 2.0**53  # every integer below this is exact as a float64
+_DECIMAL_INT = re.compile(r"([+-]?\d+)\.0*")
+
+
+def _time_message(code: int, value: Any) -> str:
+    """Why a timestamp value is rejected (``_T_UNREADABLE`` is said by the caller)."""
+    shown = _show(value)
+    if code == _T_MISSING:
+        return "missing timestamp"
+    if code == _T_NOT_FINITE:
+        return f"timestamp is not finite: {shown}"
+    if code == _T_FRACTION:
+        return f"expected an integer, got {shown}"
+    if code == _T_NEGATIVE:
+        return (
+            f"negative timestamp {shown} (expected unix seconds >= 0; a negative time is "
+            "usually a placeholder for a missing one)"
+        )
+    if code == _T_TOO_LARGE:
+        return f"timestamp {shown} is too large for 64-bit unix seconds"
+    raise AssertionError(f"no message for timestamp problem {code}")
+
+
+def _time_code(value: int | float) -> int:
+    """What is wrong with a numeric timestamp that must be whole unix seconds."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return _T_MISSING
+        if math.isinf(value):
+            return _T_NOT_FINITE
+        if not value.is_integer():
+            return _T_FRACTION
+    if value < 0:
+        return _T_NEGATIVE
+    if value > _INT64_MAX:
+        return _T_TOO_LARGE
+    return _T_OK
+
+
+def _as_time(value: Any, key: str) -> int:
+    """Whole unix seconds from an int, an integer-valued float, or the text of either."""
+    original = value
+    if isinstance(value, str):
+        text = value.strip()
+        decimal = _DECIMAL_INT.fullmatch(text)  # "978300760.0": exact, not through a float
+        try:
+            value = int(decimal.group(1) if decimal else text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"{key}: expected an integer, got {original!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: expected an integer, got {original!r}")
+    code = _time_code(value)
+    if code != _T_OK:
+        raise ValueError(f"{key}: {_time_message(code, value)}")
+    return int(value)
+
+
+_DTYPES: dict[FieldKind, Any] = {"int": np.int64, "float": np.float64, "str": str, "time": np.int64}
 
 
 @dataclass(frozen=True)
@@ -360,23 +445,34 @@ def _read_fixed(
         source: Any = path
         if preprocess is not None:
             source = io.BytesIO(preprocess(_read_bytes(path)))
-        df = pd.read_csv(
-            source,
-            sep=sep,
-            header=None,
-            dtype={i: _DTYPES[k] for i, k in enumerate(layout.kinds)},
-            engine="c",
-            compression="infer" if preprocess is None else None,
-            skip_blank_lines=True,
-            quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
-            na_filter=True,
-            keep_default_na=False,
-            na_values=[""],
-        )
+        with warnings.catch_warnings():
+            # a failed cast ("inf" as int64) warns before it raises; the scan reports the line
+            warnings.simplefilter("ignore", RuntimeWarning)
+            df = pd.read_csv(
+                source,
+                sep=sep,
+                header=None,
+                dtype={i: _DTYPES[k] for i, k in enumerate(layout.kinds)},
+                engine="c",
+                compression="infer" if preprocess is None else None,
+                skip_blank_lines=True,
+                quoting=csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE,
+                na_filter=True,
+                keep_default_na=False,
+                na_values=[""],
+            )
         if df.shape[1] == n and not df.isna().to_numpy().any():
             df.columns = list(layout.names)
-            return ReadResult(_canonical(df))
-        logger.debug("fast parse of %s found a bad shape; scanning lines", path)
+            times = [
+                name
+                for name, kind in zip(layout.names, layout.kinds, strict=True)
+                if kind == "time"
+            ]
+            if not (df[times] < 0).to_numpy().any():
+                return ReadResult(_canonical(df))
+            logger.debug("fast parse of %s found a negative timestamp; scanning lines", path)
+        else:
+            logger.debug("fast parse of %s found a bad shape; scanning lines", path)
     except pd.errors.EmptyDataError:
         return ReadResult(_canonical(pd.DataFrame({name: [] for name in layout.names})))
     except (ValueError, OverflowError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -426,8 +522,8 @@ def _scan_fixed(
             else:
                 try:
                     values = [
-                        _convert(p.strip() if k != "str" else p, k)
-                        for p, k in zip(parts, layout.kinds, strict=True)
+                        _convert(p.strip() if k != "str" else p, k, name)
+                        for p, k, name in zip(parts, layout.kinds, layout.field_names, strict=True)
                     ]
                 except ValueError as exc:
                     bad.append((number, f"{exc} in {text.strip()!r}"))
@@ -445,16 +541,16 @@ def _scan_fixed(
 # --------------------------------------------------------------------------- formats
 _USER_ITEM = _FixedLayout(("user", "item"), ("int", "int"), ("user", "item"))
 _USER_ITEM_TIME = _FixedLayout(
-    ("user", "item", "timestamp"), ("int", "int", "int"), ("user", "item", "unix_time")
+    ("user", "item", "timestamp"), ("int", "int", "time"), ("user", "item", "unix_time")
 )
 _MOVIELENS = _FixedLayout(
     ("user", "item", "rating", "timestamp"),
-    ("int", "int", "float", "int"),
+    ("int", "int", "float", "time"),
     ("UserID", "MovieID", "Rating", "Timestamp"),
 )
 _AMAZON_CSV = _FixedLayout(
     ("user", "item", "rating", "timestamp"),
-    ("str", "str", "float", "int"),
+    ("str", "str", "float", "time"),
     ("user", "item", "rating", "timestamp"),
 )
 
@@ -560,21 +656,6 @@ def _scan_records(
     return cols, lines, bad
 
 
-def _as_int(value: Any, key: str) -> int:
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise ValueError(f"{key}: expected an integer, got {value!r}") from None
-    elif isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{key}: expected an integer, got {value!r}")
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise ValueError(f"{key}: integer out of the 64-bit range: {value!r}")
-    return value
-
-
 def _as_float(value: Any, key: str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"{key}: expected a number, got {value!r}")
@@ -594,7 +675,11 @@ def _require_keys(rec: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 
 def _as_id(value: Any, key: str) -> str:
-    if value is None or isinstance(value, (dict, list, bool)):
+    if (
+        value is None
+        or isinstance(value, (dict, list, bool))
+        or (isinstance(value, float) and not math.isfinite(value))
+    ):
         raise ValueError(f"{key}: expected an id, got {value!r}")
     text = str(value)
     if not text.strip():
@@ -610,7 +695,7 @@ def _read_amazon_json(path: Path, options: ReadOptions) -> ReadResult:
         return (
             _as_id(rec["reviewerID"], "reviewerID"),
             _as_id(rec["asin"], "asin"),
-            _as_int(rec["unixReviewTime"], "unixReviewTime"),
+            _as_time(rec["unixReviewTime"], "unixReviewTime"),
             rating,
         )
 
@@ -819,7 +904,8 @@ def _normalise_table(
     """Map, type-check and convert the columns of a table.
 
     ``line_of`` maps a row position to its file line (CSV files; exact unless quoted fields
-    span lines); ``None`` reports 0-based row positions instead.
+    span lines); ``None`` reports 0-based row positions instead. Without ``skip`` only the first
+    bad row of each kind of problem is described, with the other rows that have it.
     """
     fields = mapping.as_dict()
     missing = [src for src in fields.values() if src not in df.columns]
@@ -829,44 +915,128 @@ def _normalise_table(
     n = len(df)
     invalid = np.zeros(n, dtype=bool)
     reasons: dict[int, str] = {}
+    unit = "line" if line_of is not None else "row"
 
-    def flag(mask: np.ndarray, src: str, expected: str | None) -> None:
-        new = mask & ~invalid
-        for i in np.flatnonzero(new)[: None if skip else 1]:
-            if expected is None:
-                reasons[int(i)] = f"column {src!r}: missing id"
-            else:
-                reasons[int(i)] = f"column {src!r}: expected {expected}, got {df[src].iloc[i]!r}"
+    def position(i: int) -> int:
+        return line_of(i) if line_of is not None else i
+
+    def flag(mask: np.ndarray, src: str, describe: Callable[[int], str]) -> None:
+        rows = np.flatnonzero(mask & ~invalid)
+        if skip:
+            for i in rows:
+                reasons[int(i)] = f"column {src!r}: {describe(int(i))}"
+        elif len(rows):
+            first = int(rows[0])
+            others = [position(int(i)) for i in np.flatnonzero(mask) if i != first]
+            reasons[first] = f"column {src!r}: {describe(first)}{_also_at(others, unit)}"
         invalid[:] |= mask
 
     out: dict[str, np.ndarray] = {}
     for target in ("user", "item"):
         src = fields[target]
-        col = df[src]
-        null = col.isna().to_numpy()
-        ids = col.astype(str).to_numpy(dtype=object)
-        empty = null | np.array([not str(v).strip() for v in ids], dtype=bool)
-        flag(empty, src, None)
+        ids, null, unusable = _table_ids(df[src])
+        empty = ~null & ~unusable & np.array([not str(v).strip() for v in ids], dtype=bool)
+        flag(null, src, lambda i: "missing id")
+        flag(unusable, src, functools.partial(_unusable_id, df[src]))
+        flag(empty, src, lambda i: "empty id")
         out[target] = ids
     if "rating" in fields:
         src = fields["rating"]
         values = pd.to_numeric(df[src], errors="coerce")
         ratings = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        flag(np.isnan(ratings), src, "a number")
+        flag(
+            np.isnan(ratings),
+            src,
+            functools.partial(_expected, df[src], "a number"),
+        )
         out["rating"] = ratings
     if "timestamp" in fields:
         src = fields["timestamp"]
-        seconds, bad_mask = _parse_times(df[src])
-        flag(bad_mask, src, "unix seconds or a date")
+        seconds, codes, numbers = _parse_times(df[src])
+        for code in np.unique(codes[codes != _T_OK]):
+            describe = (
+                functools.partial(_expected, df[src], "unix seconds or a date")
+                if code == _T_UNREADABLE
+                else functools.partial(_describe_time, int(code), numbers)
+            )
+            flag(codes == code, src, describe)
         out["timestamp"] = seconds
-    unit = "line" if line_of is not None else "row"
-    bad = [
-        (line_of(i) if line_of is not None else i, reason) for i, reason in sorted(reasons.items())
-    ]
+    bad = [(position(i), reason) for i, reason in sorted(reasons.items())]
     keep = ~invalid
     frame = pd.DataFrame({k: v[keep] for k, v in out.items()})
     frame = _canonical(frame) if len(frame) else _empty_like(frame)
     return ReadResult(frame, bad, unit=unit)
+
+
+_SHOWN_ROWS = 5
+
+
+def _also_at(positions: list[int], unit: str) -> str:
+    """`` (also at rows 3, 7 and 2 more)`` for an error message; empty when there are none."""
+    if not positions:
+        return ""
+    shown = ", ".join(map(str, positions[:_SHOWN_ROWS]))
+    more = f" and {len(positions) - _SHOWN_ROWS} more" if len(positions) > _SHOWN_ROWS else ""
+    plural = "s" if len(positions) > 1 else ""
+    return f" (also at {unit}{plural} {shown}{more})"
+
+
+def _expected(col: pd.Series, what: str, i: int) -> str:
+    return f"expected {what}, got {_show(col.iloc[i])}"
+
+
+def _describe_time(code: int, numbers: np.ndarray, i: int) -> str:
+    return _time_message(code, numbers[i])
+
+
+def _unusable_id(col: pd.Series, i: int) -> str:
+    value = col.iloc[i]
+    if not math.isfinite(float(value)):
+        return f"expected an id, got {_show(value)}"
+    return (
+        f"float id {_show(value)} is too large to be an exact integer "
+        "(keep ids as integers or strings, not floats)"
+    )
+
+
+def _table_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Id strings of a table column, its missing values, and its float values unusable as ids.
+
+    Integer-valued floats are spelled as integers (``1.0`` -> ``'1'``): a float id column is
+    what pandas makes of an integer column with a missing value. Non-integer floats keep their
+    spelling (``'0.5'``); infinite floats, and integer floats of 2**53 or more (not exact), are
+    unusable.
+    """
+    null = col.isna().to_numpy()
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(object)
+    if pd.api.types.is_float_dtype(col.dtype):
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = np.isfinite(values)
+        integral = finite & (np.floor(values) == values)
+        exact = integral & (np.abs(values) < _EXACT_FLOAT)
+        ids = col.astype(str).to_numpy(dtype=object)
+        ids[exact] = values[exact].astype(np.int64).astype(str).astype(object)
+        return ids, null, ~null & (~finite | (integral & ~exact))
+    if col.dtype == object:
+        ids = np.empty(len(col), dtype=object)
+        unusable = np.zeros(len(col), dtype=bool)
+        for i, value in enumerate(col.to_numpy(dtype=object)):
+            text = "" if null[i] else _object_id(value)
+            unusable[i] = text is None
+            ids[i] = "" if text is None else text
+        return ids, null, unusable
+    return col.astype(str).to_numpy(dtype=object), null, np.zeros(len(col), dtype=bool)
+
+
+def _object_id(value: Any) -> str | None:
+    """The id spelling of one value of an object column; None for a float unusable as an id."""
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if not math.isfinite(number) or (number.is_integer() and abs(number) >= _EXACT_FLOAT):
+            return None
+        return str(int(number)) if number.is_integer() else str(value)
+    return str(value)
 
 
 def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:
@@ -878,27 +1048,71 @@ def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Unix seconds from a numeric or date column; returns (seconds, invalid mask)."""
+# spellings of a missing value in a text column of times (CSV files keep them as text)
+_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "nat", "null", "none"})
+
+
+def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unix seconds from a numeric or date column.
+
+    Returns ``(seconds, codes, numbers)``: ``codes`` says what is wrong with each row
+    (``_T_OK``: nothing; see :func:`_time_code`) and ``numbers`` holds the numeric values
+    (for messages). Numbers are floored to whole seconds.
+    """
+    n = len(col)
+    null = col.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(col):
-        bad = col.isna().to_numpy()
-        seconds = np.zeros(len(col), dtype=np.int64)
-        seconds[~bad] = _to_unix_seconds(col[~bad])
-        return seconds, bad
+        return _date_times(col, null)
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return _integer_times(col, null)
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         numeric = pd.to_numeric(col, errors="coerce")
+        unreadable = np.zeros(n, dtype=bool)
     else:
-        numeric = pd.to_numeric(col.astype(str).str.strip(), errors="coerce")
-        if not numeric.notna().any():
-            # no numeric value at all: a date column
-            dates = pd.to_datetime(col.astype(str), errors="coerce", format="mixed", utc=True)
-            bad = dates.isna().to_numpy()
-            seconds = np.zeros(len(col), dtype=np.int64)
-            if (~bad).any():
-                seconds[~bad] = _to_unix_seconds(dates[~bad])
-            return seconds, bad
+        text = col.astype(str).str.strip()
+        null = null | text.str.lower().isin(_MISSING_TEXT).to_numpy()
+        numeric = pd.to_numeric(text, errors="coerce")
+        if not numeric.notna().any():  # no numeric value at all: a date column
+            dates = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+            return _date_times(dates, null)
+        unreadable = numeric.isna().to_numpy() & ~null
+        if pd.api.types.is_integer_dtype(numeric.dtype):
+            return _integer_times(numeric, null)
     values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(values)
+    codes = np.full(n, _T_OK, dtype=np.int8)
+    finite = np.isfinite(values)
+    codes[np.isnan(values)] = _T_MISSING
+    codes[unreadable] = _T_UNREADABLE
+    codes[np.isinf(values)] = _T_NOT_FINITE
+    codes[finite & (values < 0)] = _T_NEGATIVE
+    codes[finite & (values >= 2.0**63)] = _T_TOO_LARGE
+    ok = codes == _T_OK
+    seconds = np.zeros(n, dtype=np.int64)
+    seconds[ok] = np.floor(values[ok]).astype(np.int64)
+    return seconds, codes, values
+
+
+def _integer_times(col: pd.Series, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_parse_times` for an integer column: exact, not through float64."""
+    unsigned = pd.api.types.is_unsigned_integer_dtype(col.dtype)
+    values = col.to_numpy(dtype=np.uint64 if unsigned else np.int64, na_value=0)
+    codes = np.full(len(col), _T_OK, dtype=np.int8)
+    codes[null] = _T_MISSING
+    if unsigned:
+        codes[~null & (values > _INT64_MAX)] = _T_TOO_LARGE
+    else:
+        codes[~null & (values < 0)] = _T_NEGATIVE
+    ok = codes == _T_OK
     seconds = np.zeros(len(col), dtype=np.int64)
-    seconds[~bad] = np.floor(values[~bad]).astype(np.int64)
-    return seconds, bad
+    seconds[ok] = values[ok].astype(np.int64)
+    return seconds, codes, values
+
+
+def _date_times(dates: pd.Series, null: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_parse_times` for parsed dates (``NaT``: missing if ``null``, else unreadable)."""
+    bad = dates.isna().to_numpy()
+    codes = np.where(bad, np.where(null, _T_MISSING, _T_UNREADABLE), _T_OK).astype(np.int8)
+    seconds = np.zeros(len(dates), dtype=np.int64)
+    if (~bad).any():
+        seconds[~bad] = _to_unix_seconds(dates[~bad])
+    return seconds, codes, np.full(len(dates), np.nan)

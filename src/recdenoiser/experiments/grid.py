@@ -27,6 +27,20 @@ file order (a later axis wins over an earlier one for the same key). The cell id
 the base reference and the final ``key -> value`` overrides, so it does not depend on the axis
 order, on labels or on later additions of defaults to :class:`~recdenoiser.config.RunConfig`;
 quick cells differ from full cells because their overrides differ.
+
+Relative paths are relative to the file that holds them, never to the current directory, so a
+grid runs the same from any folder (and in the ``run-cell`` subprocesses):
+
+* ``base: configs/sasrec.yaml`` is looked up in the grid file's folder (an absolute path, or
+  a packaged config name such as ``sasrec-ml-1m``, works as written);
+* ``data.dataset`` and ``data.data_dir`` written in the grid file (inline ``base``, ``set``,
+  ``quick.set``, axes) are relative to the grid file's folder, and those written in a base
+  YAML file to that file's folder. A registered dataset name (``ml-1m``, ``beauty``, ...) is
+  always the dataset, never a path; ``~`` is expanded.
+
+Cell ids hash the values as written, so moving the project does not orphan stored results. A
+grid built by :func:`grid_from_dict` without a ``path`` has no folder: the paths of its own
+mapping stay as written (relative to the current directory).
 """
 
 from __future__ import annotations
@@ -45,6 +59,8 @@ from recdenoiser.config import RunConfig, apply_overrides, config_from_dict, rea
 from recdenoiser.errors import ConfigError
 
 SEED_AXIS = "seed"
+#: Configuration keys whose relative values are paths relative to the file that holds them.
+PATH_KEYS = ("data.dataset", "data.data_dir")
 
 
 @dataclass(frozen=True)
@@ -83,6 +99,11 @@ class Grid:
     quick_set: dict[str, Any] = field(default_factory=dict)
     quick_axes: dict[str, list[AxisValue]] = field(default_factory=dict)
     path: Path | None = None
+
+    @property
+    def folder(self) -> Path | None:
+        """The grid file's folder: what its relative paths are relative to."""
+        return None if self.path is None else self.path.parent
 
     @property
     def axis_names(self) -> list[str]:
@@ -133,6 +154,13 @@ class Grid:
         raw = copy.deepcopy(self.base_raw)
         for key, value in overrides.items():
             set_key(raw, key, value)  # an unknown key is an error of the whole grid
+        if self.folder is not None:  # the base's own paths are already resolved
+            overridden = [
+                key
+                for key in PATH_KEYS
+                if any(key == k or key.startswith(k + ".") for k in overrides)
+            ]
+            _resolve_paths(raw, self.folder, overridden)
         try:
             return config_from_dict(raw, f"grid {self.name!r}"), None
         except ConfigError as exc:  # an invalid value fails only this cell
@@ -215,31 +243,70 @@ def _mapping(value: Any, what: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _resolve_path(value: Any, folder: Path, key: str) -> Any:
+    """``value`` made absolute against ``folder`` when it is a relative path (see the module)."""
+    if not isinstance(value, str) or not value.strip():
+        return value  # not a path: left to the configuration's validation
+    if key == "data.dataset":
+        from recdenoiser.data.registry import DATASETS
+
+        if value in DATASETS:
+            return value
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (folder / path).resolve())
+
+
+def _resolve_paths(raw: dict[str, Any], folder: Path, keys: tuple[str, ...] | list[str]) -> None:
+    """Resolve the path ``keys`` of a raw config mapping in place (missing keys are skipped)."""
+    for key in keys:
+        *sections, last = key.split(".")
+        node: Any = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = _resolve_path(node[last], folder, key)
+
+
 def _load_base(base: Any, folder: Path | None, where: str) -> dict[str, Any]:
+    """The raw base config, its relative paths resolved against the file that holds them."""
     if isinstance(base, dict):
-        return copy.deepcopy(base)
+        raw = copy.deepcopy(base)
+        if folder is not None:
+            _resolve_paths(raw, folder, PATH_KEYS)
+        return raw
     if base is None:
         return {}
     if not isinstance(base, str):
         raise ConfigError(f"{where}: base must be a config name, a path or a mapping")
-    path = Path(base)
-    candidates = [path]
-    if folder is not None and not path.is_absolute():
-        candidates.insert(0, folder / path)
-    for cand in candidates:
-        if cand.is_file():
-            return _mapping(read_yaml(cand), "the base config", str(cand))
+    written = Path(base).expanduser()
+    path = folder / written if folder is not None and not written.is_absolute() else written
+    if path.is_file():
+        raw = _mapping(read_yaml(path), "the base config", str(path))
+        _resolve_paths(raw, path.parent.resolve(), PATH_KEYS)
+        return raw
     from importlib import resources
 
     packaged = resources.files("recdenoiser") / "configs" / f"{base}.yaml"
     if packaged.is_file():
         return _mapping(yaml.safe_load(packaged.read_text()) or {}, "the base config", base)
-    raise ConfigError(f"{where}: base {base!r} is neither a file nor a packaged config")
+    if folder is None or written.is_absolute():
+        raise ConfigError(f"{where}: base {base!r} is neither a file nor a packaged config name")
+    hint = ""
+    if written.is_file():
+        hint = (
+            f"; {written.resolve()} exists, but a relative base is not looked up in the "
+            "current directory: write the path relative to the grid file, or an absolute one"
+        )
+    raise ConfigError(
+        f"{where}: base {base!r} is neither a packaged config name nor a file relative to the "
+        f"grid file's folder ({path} does not exist){hint}"
+    )
 
 
 def grid_from_dict(
     raw: dict[str, Any], *, name: str | None = None, path: Path | None = None
 ) -> Grid:
+    path = None if path is None else Path(path).resolve()
     where = str(path) if path is not None else "grid"
     raw = _mapping(raw, "the grid", where)
     known = {"name", "base", "set", "axes", "quick", "description"}
