@@ -6,6 +6,8 @@
 # runs on beauty-time (the Beauty data with review times) only.
 # Usage: RECDENOISER_DATA_DIR=../shared/data [EPOCHS=100] [THREADS=1] \
 #        bash experiments/table2.sh [OUT_DIR] [SEEDS] [DATASETS] [MODELS]
+# GRU4Rec is slow on a CPU (a sequential recurrent scan, and 49 negatives scored per position):
+# it gets GRU4REC_EPOCHS (default 30) epochs instead of EPOCHS.
 # Runs already finished (results.json present) are skipped, so the script can be re-run to resume.
 set -euo pipefail
 out=${1:-runs/table2}
@@ -14,14 +16,15 @@ datasets=${3:-"ml-1m beauty games"}
 models=${4:-"fpmc gru4rec caser bert4rec ssept tisasrec"}
 threads=${THREADS:-1}
 epochs=${EPOCHS:-100}
-common=(--set train.epochs="$epochs" --set train.eval_every=5 --set train.patience=4
-        --set train.progress=false --set train.num_threads="$threads" --set output_dir="$out")
+common=(--set train.eval_every=5 --set train.patience=4 --set train.progress=false
+        --set train.num_threads="$threads" --set output_dir="$out")
 attentive=(--set model.num_blocks=2 --set model.num_heads=2)
-run() {
-  local name=$1; shift
+run() {  # run NAME EPOCHS CONFIG [--set ...]
+  local name=$1 n_epochs=$2; shift 2
   if [ -f "$out/$name/results.json" ]; then echo "skip $name (done)"; return; fi
-  echo "== $name: recdenoiser train $* ${common[*]}"
-  recdenoiser -q train "$@" "${common[@]}" --set name="$name" || echo "FAILED $name"
+  echo "== $name: recdenoiser train $* ${common[*]} --set train.epochs=$n_epochs"
+  recdenoiser -q train "$@" "${common[@]}" --set train.epochs="$n_epochs" --set name="$name" \
+    || echo "FAILED $name"
 }
 for seed in $seeds; do
   for ds in $datasets; do
@@ -29,7 +32,8 @@ for seed in $seeds; do
     data=(--set data.dataset="$ds" --set data.max_len=$n --set seed="$seed")
     for model in $models; do
       case $model in
-        fpmc|gru4rec|caser) run "$ds-$model-s$seed" "$model" "${data[@]}" ;;
+        fpmc|caser) run "$ds-$model-s$seed" "$epochs" "$model" "${data[@]}" ;;
+        gru4rec) run "$ds-$model-s$seed" "${GRU4REC_EPOCHS:-30}" "$model" "${data[@]}" ;;
         bert4rec|ssept|tisasrec)
           if [ "$model" = tisasrec ]; then
             [ "$ds" = beauty ] || continue
@@ -40,8 +44,8 @@ for seed in $seeds; do
           else
             config=(ssept-ml-1m "${data[@]}" --set model.dropout=$dropout)
           fi
-          run "$ds-$model-s$seed" "${config[@]}" "${attentive[@]}"
-          run "$ds-$model-denoiser-s$seed" "${config[@]}" "${attentive[@]}" \
+          run "$ds-$model-s$seed" "$epochs" "${config[@]}" "${attentive[@]}"
+          run "$ds-$model-denoiser-s$seed" "$epochs" "${config[@]}" "${attentive[@]}" \
             --set denoiser.enabled=true ;;
         *) echo "unknown model $model" >&2; exit 2 ;;
       esac
