@@ -548,3 +548,182 @@ def test_valid_times_use_fast_path(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     df = read_interactions(path, "movielens")
     assert df["timestamp"].dtype == np.int64
     assert df["timestamp"].iloc[-1] == 978300760 + 49 * 100 + 40
+
+
+# ------------------------------------------------------------------- missing-id spellings
+MISSING_SPELLINGS = ["NaN", "nan", "NA", "null", "None", "N/A"]
+
+
+@pytest.mark.parametrize("spelling", MISSING_SPELLINGS)
+def test_table_missing_id_spellings_are_missing_ids(tmp_path: Path, spelling: str) -> None:
+    path = write(tmp_path, "t.csv", f"u,i\na,x\n{spelling},y\nb,{spelling}\nc,z\n")
+    mapping = {"user": "u", "item": "i"}
+    with pytest.raises(DataError, match="column 'u': missing id") as info:
+        read_interactions(path, "table", columns=mapping)
+    assert str(info.value).startswith(f"{path}:3: ")
+    with pytest.warns(UserWarning, match=r"skipped 2 malformed lines .*first at line 3"):
+        df = read_interactions(path, "table", columns=mapping, skip_bad_lines=True)
+    assert df["user"].tolist() == ["a", "c"]
+    assert df.attrs["skipped_lines"] == 2
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("user-item", "1 2\nNaN 3\n2 4\n"),
+        ("user-item", "1 2\n1 nan\n2 4\n"),
+        ("user-item-time", "1 2 5\n1 null 6\n2 4 7\n"),
+        ("movielens", "1::2::5::9\nNA::3::4::9\n2::4::3::9\n"),
+        ("amazon-csv", "a,b,5.0,10\nc,None,5.0,10\nd,e,5.0,10\n"),
+        ("amazon-csv", "a,b,5.0,10\nN/A,c,5.0,10\nd,e,5.0,10\n"),
+        ("amazon-csv", "a,b,5.0,10\n,c,5.0,10\nd,e,5.0,10\n"),  # an empty cell: the same
+        ("user-sequence", "u1 1 2\nu2 3 NaN\nu3 4\n"),
+        ("user-sequence", "u1 1 2\nnull 3 4\nu3 4\n"),
+    ],
+)
+def test_text_formats_missing_id_spellings(tmp_path: Path, fmt: str, text: str) -> None:
+    path = write(tmp_path, "f.txt", text)
+    with pytest.raises(DataError, match="missing id") as info:
+        read_interactions(path, fmt)
+    assert str(info.value).startswith(f"{path}:2: ")
+    with pytest.warns(UserWarning, match=r"skipped 1 malformed lines .*first at line 2"):
+        df = read_interactions(path, fmt, skip_bad_lines=True)
+    assert df.attrs["skipped_lines"] == 1
+    missing = {s.lower() for s in MISSING_SPELLINGS} | {""}
+    assert not {v.lower() for v in [*df["user"], *df["item"]]} & missing
+
+
+def test_from_dataframe_text_missing_ids() -> None:
+    """``astype(str)`` of a float column with NaN gives 'nan': a missing id, not an id."""
+    raw = pd.DataFrame({"u": ["a", "nan", "None", "b"], "i": ["x", "y", "z", "w"]})
+    with pytest.raises(DataError, match=r"row 1: column 'u': missing id.*\(also at row 2\)"):
+        from_dataframe(raw, {"user": "u", "item": "i"})
+
+
+# ----------------------------------------------------------- one spelling rule for ids
+def test_integer_valued_decimal_ids_are_the_same_id_in_every_reader(tmp_path: Path) -> None:
+    """``1.0``/``42.000`` are the integer ids ``'1'``/``'42'`` everywhere; ``001`` stays."""
+    table = read_interactions(
+        write(tmp_path, "t.csv", "u,i\n1,10\n1.0,11.00\n001,42.000\n-3.0,0.5\n"),
+        "table",
+        columns={"user": "u", "item": "i"},
+    )
+    assert table["user"].tolist() == ["1", "1", "001", "-3"]
+    assert table["item"].tolist() == ["10", "11", "42", "0.5"]
+    parquet = tmp_path / "t.parquet"
+    pd.DataFrame({"u": [1.0, 1.0, 2.0], "i": ["10", "11.0", "x.0"]}).to_parquet(parquet)
+    df = read_interactions(parquet, "table", columns={"user": "u", "item": "i"})
+    assert df["user"].tolist() == ["1", "1", "2"]
+    assert df["item"].tolist() == ["10", "11", "x.0"]
+    user_item = read_interactions(
+        write(tmp_path, "ui.txt", "1 10\n1.0 11.0\n001 42.000\n"), "user-item"
+    )
+    assert user_item["user"].tolist() == ["1", "1", "001"]
+    assert user_item["item"].tolist() == ["10", "11", "42"]
+    amazon_csv = read_interactions(
+        write(tmp_path, "a.csv", "1.0,10.000,5.0,1\n1,B01.0,4.0,2\n"), "amazon-csv"
+    )
+    assert amazon_csv["user"].tolist() == ["1", "1"]
+    assert amazon_csv["item"].tolist() == ["10", "B01.0"]
+    amazon_json = read_interactions(
+        write(
+            tmp_path,
+            "r.json",
+            '{"reviewerID": "1.0", "asin": 10.0, "unixReviewTime": 1}\n'
+            '{"reviewerID": 1, "asin": "0010", "unixReviewTime": 2}\n',
+        ),
+        "amazon-json",
+    )
+    assert amazon_json["user"].tolist() == ["1", "1"]
+    assert amazon_json["item"].tolist() == ["10", "0010"]
+    steam = read_interactions(
+        write(
+            tmp_path,
+            "s.json",
+            "{'username': '7.0', 'product_id': '35140.0', 'date': '2018-01-04'}\n",
+        ),
+        "steam",
+    )
+    assert (steam["user"].tolist(), steam["item"].tolist()) == (["7"], ["35140"])
+    seq = read_interactions(write(tmp_path, "s.txt", "u1 1.0 2\nu2 2.00\n"), "user-sequence")
+    assert seq["item"].tolist() == ["1", "2", "2"]
+
+
+def test_table_mixing_1_and_1_0_is_one_user(tmp_path: Path) -> None:
+    path = write(tmp_path, "t.csv", "u,i,t\n1,a,1\n1.0,b,2\n2,a,3\n")
+    df = read_interactions(path, "table", columns={"user": "u", "item": "i", "timestamp": "t"})
+    assert df["user"].tolist() == ["1", "1", "2"]
+
+
+def test_user_item_float_spellings_never_merge_ids(tmp_path: Path) -> None:
+    """Ids are exact: a big ``X.0`` is X (not the nearest float); ``1e3`` is a bad line."""
+    path = write(tmp_path, "ui.txt", "9007199254740993.0 1\n9007199254740992 2\n")
+    df = read_interactions(path, "user-item")
+    assert df["user"].tolist() == ["9007199254740993", "9007199254740992"]
+    path = write(tmp_path, "e.txt", "1000 1\n1e3 2\n2 3\n")
+    with pytest.raises(DataError, match="expected an integer, got '1e3'") as info:
+        read_interactions(path, "user-item")
+    assert str(info.value).startswith(f"{path}:2: ")
+    with pytest.warns(UserWarning, match="skipped 1 malformed lines"):
+        df = read_interactions(path, "user-item", skip_bad_lines=True)
+    assert df["user"].tolist() == ["1000", "2"]
+    path = write(tmp_path, "t.txt", "1 2 5\n1 2.5 6\n")
+    with pytest.raises(DataError, match=r"expected an integer, got '2\.5'"):
+        read_interactions(path, "user-item-time")
+
+
+def test_json_float_id_too_large_to_be_exact(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "r.json",
+        '{"reviewerID": 9007199254740993.0, "asin": "x", "unixReviewTime": 5}\n',
+    )
+    with pytest.raises(DataError, match=r"reviewerID: float id .* too large to be an exact"):
+        read_interactions(path, "amazon-json")
+
+
+def test_fast_path_reads_decimal_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import recdenoiser.data.readers as readers
+
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the line-by-line scan must not run on a well-formed file")
+
+    monkeypatch.setattr(readers, "_scan_fixed", no_scan)
+    path = write(tmp_path, "ui.txt", "".join(f"{u}.0 {i}\n" for u in range(20) for i in range(5)))
+    df = read_interactions(path, "user-item")
+    assert df["user"].iloc[-1] == "19"
+    assert df["user"].nunique() == 20
+
+
+# ------------------------------------------------------------------------------ messages
+def test_duplicate_warning_names_the_cli_options(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.txt", "1 2\n1 2\n")
+    with pytest.warns(UserWarning, match="duplicate rows") as caught:
+        read_interactions(path, "user-item")
+    message = str(caught[0].message)
+    assert "--drop-duplicates" in message and "data.drop_duplicates=true" in message
+
+
+@pytest.mark.parametrize(
+    ("columns", "fragments"),
+    [
+        ({"user": "uid", "item": "iid", "time": "ts"}, ["unknown key 'time'", "timestamp"]),
+        ({"user": "uid"}, ["missing key 'item'", "user, item, timestamp, rating"]),
+        ({"user": "uid", "item": 3}, ["'item'", "column name"]),
+    ],
+)
+def test_bad_column_mapping_is_one_line(columns: dict, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        read_interactions(FIXTURES / "table.csv", "table", columns=columns)
+    message = str(info.value)
+    assert "\n" not in message and "pydantic" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_table_needs_mapping_speaks_cli_and_config() -> None:
+    with pytest.raises(ConfigError) as info:
+        read_interactions(FIXTURES / "table.csv", "table")
+    message = str(info.value)
+    assert "--columns" in message and "data.columns" in message
+    assert "ColumnMapping(" not in message

@@ -89,6 +89,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             super().__init__(*args, directory=str(root), **kwargs)
 
         def do_GET(self) -> None:
+            if self.path.startswith("/no-length/"):  # the file, without a Content-Length
+                body = (root / self.path.removeprefix("/no-length/")).read_bytes()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+                self.close_connection = True
+                return
             if self.path == "/cut-short":  # announces 1000 bytes, sends 10, hangs up
                 self.send_response(200)
                 self.send_header("Content-Length", "1000")
@@ -262,3 +270,113 @@ def test_download_replaces_an_existing_html_page(server: tuple[str, Path], tmp_p
     assert download(f"{base}/r.csv", dest, timeout=5).read_bytes() == data
     dest.write_bytes(b"kept")  # a usable file with no known checksum is not downloaded again
     assert download(f"{base}/r.csv", dest, timeout=5).read_bytes() == b"kept"
+
+
+# ------------------------------------------------------------------- incomplete archives
+def zip_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "built.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ml-1m/ratings.dat", (FIXTURES / "ratings.dat").read_bytes() * 50)
+        zf.writestr("ml-1m/README", "readme")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["gz", "zip"])
+def test_download_truncated_archive_without_length_is_not_kept(
+    server: tuple[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """No Content-Length: the archive itself must be checked before it counts as downloaded."""
+    base, root = server
+    if kind == "gz":
+        whole = gzip.compress((FIXTURES / "steam.json").read_bytes() * 20)
+        name, member = "steam_reviews.json.gz", None
+    else:
+        whole = zip_bytes(tmp_path)
+        name, member = "ml-1m.zip", "ml-1m/ratings.dat"
+    (root / name).write_bytes(whole[: len(whole) // 2])
+    dest = tmp_path / "out" / name
+    with pytest.raises(DataError, match=f"download of {base}/no-length/{name} failed: .*trunc"):
+        download(f"{base}/no-length/{name}", dest, member=member, timeout=5)
+    assert list(dest.parent.iterdir()) == []  # no file, no .part, no .sha256
+    (root / name).write_bytes(whole)
+    out = download(f"{base}/no-length/{name}", dest, member=member, timeout=5)
+    assert out.is_file() and (tmp_path / "out" / f"{name}.sha256").is_file()
+
+
+def test_existing_truncated_archive_is_downloaded_again(
+    server: tuple[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated zip left by an older version is replaced, not reported as downloaded."""
+    base, root = server
+    whole = zip_bytes(tmp_path)
+    (root / "ml-1m.zip").write_bytes(whole)
+    dest = tmp_path / "out" / "ml-1m.zip"
+    dest.parent.mkdir()
+    cut = whole[: len(whole) // 2]
+    dest.write_bytes(cut)
+    (tmp_path / "out" / "ml-1m.zip.sha256").write_text(f"{sha(cut)}  ml-1m.zip\n")
+    with caplog.at_level(logging.WARNING, logger="recdenoiser"):
+        out = download(f"{base}/ml-1m.zip", dest, member="ml-1m/ratings.dat", timeout=5)
+    assert out.read_bytes() == (FIXTURES / "ratings.dat").read_bytes() * 50
+    assert dest.read_bytes() == whole
+    assert any("downloading again" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("kind", ["gz", "zip", "plain"])
+def test_extract_corrupt_archive_names_file_and_says_delete(tmp_path: Path, kind: str) -> None:
+    if kind == "gz":
+        data = gzip.compress(b"1 2\n" * 1000)
+    elif kind == "zip":
+        data = zip_bytes(tmp_path)
+    else:
+        data = b"1 2\n"
+    archive = tmp_path / f"a.{kind}"
+    archive.write_bytes(data[: len(data) // 2] if kind != "plain" else data)
+    with pytest.raises(DataError) as info:
+        extract(archive, "ml-1m/ratings.dat")
+    message = str(info.value)
+    assert str(archive) in message and "delete" in message
+    assert ("truncated or corrupt" if kind != "plain" else "not a zip or gzip") in message
+    assert not (tmp_path / "ratings.dat").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<head><title>404</title></head><body>Not Found</body>",
+        b"\xef\xbb\xbf  <BODY>Access denied</BODY>",
+        b"\n<!-- served by nginx -->\n<html><body>error</body></html>",
+    ],
+    ids=["head", "body", "comment"],
+)
+def test_download_rejects_html_without_doctype(
+    server: tuple[str, Path], tmp_path: Path, body: bytes
+) -> None:
+    base, root = server
+    (root / "r.json.gz").write_bytes(body)
+    dest = tmp_path / "out" / "r.json.gz"
+    with pytest.raises(DataError, match="HTML page"):
+        download(f"{base}/r.json.gz", dest, timeout=5)
+    assert list(dest.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"reviewerID": "a", "asin": "b", "unixReviewTime": 1}\n', b'[{"a": "<html>"}]\n'],
+    ids=["json-lines", "json-array"],
+)
+def test_download_keeps_json(server: tuple[str, Path], tmp_path: Path, body: bytes) -> None:
+    base, root = server
+    (root / "r.json").write_bytes(body)
+    assert download(f"{base}/r.json", tmp_path / "r.json", timeout=5).read_bytes() == body
+
+
+def test_checksum_mismatch_of_a_complete_file_is_not_called_partial(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, root = server
+    (root / "f.txt").write_bytes(b"1 2\n")
+    with pytest.raises(DataError, match="checksum mismatch") as info:
+        download(f"{base}/f.txt", tmp_path / "f.txt", "0" * 64, timeout=5)
+    assert "partial" not in str(info.value)
+    assert "was not kept" in str(info.value)

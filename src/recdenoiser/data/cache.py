@@ -24,7 +24,13 @@ from typing import Any
 from recdenoiser.data.dataset import SequenceDataset
 from recdenoiser.data.download import download_dataset, file_digest
 from recdenoiser.data.preprocess import preprocess
-from recdenoiser.data.readers import ColumnMapping, _coerce_mapping, read_interactions
+from recdenoiser.data.readers import (
+    MAPPING_HOW,
+    READERS,
+    ColumnMapping,
+    _coerce_mapping,
+    read_interactions,
+)
 from recdenoiser.data.registry import DATASETS, locate
 from recdenoiser.errors import ConfigError, DataError
 
@@ -34,7 +40,7 @@ __all__ = ["CACHE_DIR_ENV", "CACHE_VERSION", "infer_format", "load_dataset", "re
 
 CACHE_DIR_ENV = "RECDENOISER_CACHE_DIR"
 #: Bump when reading or preprocessing changes in a way that alters the result.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 DEFAULT_K_CORE = 5
 
 
@@ -132,14 +138,15 @@ def infer_format(path: str | Path, columns: ColumnMapping | None = None) -> str:
         return "table"
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
-        raise DataError("a Parquet table needs a column mapping (columns=...)", path)
+        raise DataError(f"a Parquet table needs a column mapping ({MAPPING_HOW})", path)
     lines = _first_text_line(path)
     if not lines:
         raise DataError("file is empty", path)
 
     def ambiguous(why: str) -> DataError:
         return DataError(
-            f"cannot infer the data format ({why}); pass fmt= one of the registered formats",
+            f"cannot infer the data format ({why}); give it with --format (prepare), "
+            f"data.format (train) or fmt= (Python): one of {', '.join(READERS.names())}",
             path,
         )
 
@@ -158,7 +165,10 @@ def infer_format(path: str | Path, columns: ColumnMapping | None = None) -> str:
             return "amazon-csv"
     plain = [s for s in suffixes if s != ".gz"]
     if "," in first or "\t" in first or (plain and plain[-1] in (".csv", ".tsv", ".tab")):
-        raise ambiguous("a CSV/TSV table with a header? use fmt='table' with columns=")
+        raise ambiguous(
+            "a CSV/TSV table with a header? it is read by the 'table' format with a column "
+            f"mapping: {MAPPING_HOW}"
+        )
     rows = [line.split() for line in lines]
     if not all(all(_is_int(tok) for tok in row) for row in rows):
         raise ambiguous("not whitespace-separated integers")
@@ -250,7 +260,8 @@ def load_dataset(
         path, reader_fmt, options = located
         if fmt is not None and fmt != reader_fmt:
             raise ConfigError(
-                f"dataset {name!r} is read as {reader_fmt!r}; do not pass fmt={fmt!r}"
+                f"dataset {name!r} is read as {reader_fmt!r}; do not give it another format "
+                f"(--format / data.format / fmt=), got {fmt!r}"
             )
         default_k, default_min = options["k_core"], options["min_rating"]
         max_len = info.max_len

@@ -2,10 +2,13 @@
 
 A download is streamed to a temporary file next to its destination and renamed into place only
 once it is complete (as many bytes as the server announced), is not empty, is not an HTML page
-(what servers send for a missing file or a login wall, often with status 200) and matches its
-published checksum. Many official sources publish no checksum: such files are still accepted,
-and their sha256 is logged as a warning and saved next to the file (``FILE.sha256``) so the user
-can pin it. An interrupted download leaves nothing that counts as present.
+(what servers send for a missing file or a login wall, often with status 200), is a readable
+archive when it is one (a gzip or zip file is read to its end, which finds a truncated transfer
+even when the server announced no size) and matches its published checksum. Many official
+sources publish no checksum: such files are still accepted, and their sha256 is logged as a
+warning and saved next to the file (``FILE.sha256``), after all other checks passed, so the user
+can pin it. An interrupted download leaves nothing that counts as present; an existing file that
+fails these checks (left by an older version) is downloaded again.
 
 Nothing here runs at install or import time; downloads happen only when a user asks for them
 (``recdenoiser prepare NAME --download`` or ``load_dataset(..., download=True)``).
@@ -23,6 +26,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from recdenoiser.data.registry import DATASETS, RawSource, raw_path, resolve_data_dir
@@ -44,6 +48,12 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
+# how an HTML page starts (after a BOM and white space, lower-cased); no data file starts so
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--")
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
+
+
 def _content_problem(path: Path) -> str | None:
     """Why a downloaded file is not the data that was asked for, or None."""
     with path.open("rb") as fh:
@@ -51,11 +61,45 @@ def _content_problem(path: Path) -> str | None:
     if not head:
         return "the server sent an empty file"
     start = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
-    if start.startswith((b"<!doctype html", b"<html")):
+    if start.startswith(_HTML_STARTS):
         return (
             "the server sent an HTML page instead of the data file (an error or login page; "
             "check the address in a browser)"
         )
+    return None
+
+
+def _archive_problem(path: Path, name: str, member: str | None) -> str | None:
+    """Why ``path`` (to be stored as ``name``) is not a complete, readable archive, or None.
+
+    Gzip files (by their first bytes) are decompressed to the end, which checks their length
+    and CRC; zip files (by their first bytes or a ``.zip`` name) must have their directory, and
+    every member must read back with the right CRC. With ``member`` the file must be one of the
+    two and hold it. Other files are not archives: None.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    try:
+        if head.startswith(_GZIP_MAGIC):
+            with gzip.open(path, "rb") as src:
+                while src.read(_CHUNK):
+                    pass
+            return None
+        if head.startswith(_ZIP_MAGICS) or name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+                if bad is not None:
+                    return f"the zip archive is corrupt (member {bad!r} fails its CRC check)"
+                if member is not None and member not in zf.namelist():
+                    return f"the zip archive does not hold {member!r}"
+            return None
+    except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as exc:
+        kind = "gzip" if head.startswith(_GZIP_MAGIC) else "zip"
+        return f"the {kind} archive is truncated or corrupt ({exc})"
+    except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encryption
+        return f"the zip archive cannot be read ({exc})"
+    if member is not None:
+        return f"not a zip or gzip archive, so {member!r} cannot be extracted from it"
     return None
 
 
@@ -81,6 +125,12 @@ def _write_text_atomic(path: Path, text: str) -> None:
         Path(tmp_name).unlink(missing_ok=True)
 
 
+_MISMATCH_NOTE = (
+    "(the downloaded file was not kept; if this happens again, the file on the server has "
+    "changed or the transfer is being altered)"
+)
+
+
 def _verify(path: Path, url: str, sha256: str | None, md5: str | None) -> str:
     """Check the checksums of ``path``; remove it and raise on mismatch. Returns its sha256."""
     actual = file_digest(path)
@@ -88,7 +138,7 @@ def _verify(path: Path, url: str, sha256: str | None, md5: str | None) -> str:
         path.unlink(missing_ok=True)
         raise DataError(
             f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {actual} "
-            "(the partial download was removed)"
+            f"{_MISMATCH_NOTE}"
         )
     if md5 is not None:
         actual_md5 = file_digest(path, "md5")
@@ -96,7 +146,7 @@ def _verify(path: Path, url: str, sha256: str | None, md5: str | None) -> str:
             path.unlink(missing_ok=True)
             raise DataError(
                 f"checksum mismatch for {url}: expected md5 {md5.lower()}, got {actual_md5} "
-                "(the partial download was removed)"
+                f"{_MISMATCH_NOTE}"
             )
     return actual
 
@@ -113,10 +163,11 @@ def download(
     """Download ``url`` to ``dest`` and optionally extract one member.
 
     The body is streamed to a temporary file in ``dest``'s folder, checked (complete, not empty,
-    not an HTML page, checksums), then renamed to ``dest`` (so ``dest`` never holds a partial
-    file). With no known checksum the sha256 is logged as a warning and written to
-    ``dest.sha256``. An existing ``dest`` that passes the checksums (or, with none known, is
-    neither empty nor an HTML page) is reused without downloading.
+    not an HTML page, a readable archive if it is a gzip or zip file or ``member`` is given,
+    checksums), then renamed to ``dest`` (so ``dest`` never holds a partial file). With no known
+    checksum the sha256 is logged as a warning and written to ``dest.sha256``. An existing
+    ``dest`` that passes the checksums (or, with none known, is neither empty nor an HTML page
+    nor a broken archive) is reused without downloading; otherwise it is downloaded again.
 
     Args:
         url: an ``http://`` or ``https://`` address.
@@ -132,8 +183,8 @@ def download(
 
     Raises:
         DataError: network failure, HTTP error, interrupted transfer, an empty or HTML
-            response, checksum mismatch (both hashes in the message), or a missing archive
-            member. Nothing is left at ``dest`` then.
+            response, a truncated or corrupt archive, checksum mismatch (both hashes in the
+            message), or a missing archive member. Nothing is left at ``dest`` then.
     """
     if not url.startswith(("http://", "https://")):
         raise DataError(f"only http(s) downloads are supported, got {url!r}")
@@ -148,7 +199,7 @@ def download(
             logger.info("%s already downloaded and verified", dest)
             return extract(dest, member) if member else dest
     elif dest.is_file():
-        problem = _content_problem(dest)
+        problem = _content_problem(dest) or _archive_problem(dest, dest.name, member)
         if problem is None:
             logger.info("%s already downloaded (no known checksum to verify)", dest)
             return extract(dest, member) if member else dest
@@ -172,8 +223,11 @@ def download(
                 "(nothing was saved; try again)"
             )
         problem = _content_problem(tmp)
+        if problem is None:
+            logger.info("checking the downloaded %s", dest.name)
+            problem = _archive_problem(tmp, dest.name, member)
         if problem is not None:
-            raise DataError(f"download of {url} failed: {problem}; nothing was saved")
+            raise DataError(f"download of {url} failed: {problem}; nothing was saved (try again)")
         actual = _verify(tmp, url, sha256, md5)
         sidecar = dest.with_name(dest.name + ".sha256")
         if sha256 is None:
@@ -201,6 +255,11 @@ def download(
     return extract(dest, member) if member else dest
 
 
+_DELETE_HINT = (
+    "; delete this file and download it again (e.g. recdenoiser prepare DATASET --download)"
+)
+
+
 def extract(archive: str | Path, member: str, out_dir: str | Path | None = None) -> Path:
     """Extract one member of a zip archive, or decompress a ``.gz`` file.
 
@@ -215,7 +274,8 @@ def extract(archive: str | Path, member: str, out_dir: str | Path | None = None)
         The extracted file.
 
     Raises:
-        DataError: not an archive, member not found, or a corrupt archive.
+        DataError: not an archive, member not found, or a corrupt archive; the message names
+            the archive and says to delete it (and download it again).
     """
     archive = Path(archive)
     out = Path(out_dir) if out_dir is not None else archive.parent
@@ -239,14 +299,16 @@ def extract(archive: str | Path, member: str, out_dir: str | Path | None = None)
                         shutil.copyfileobj(src, sink, _CHUNK)
             else:
                 with archive.open("rb") as probe:
-                    magic = probe.read(2)
-                if magic != b"\x1f\x8b":
-                    raise DataError("not a zip or gzip archive", archive)
+                    magic = probe.read(4)
+                if magic.startswith(_ZIP_MAGICS):  # a zip without its directory: cut short
+                    raise zipfile.BadZipFile("the zip directory at its end is missing")
+                if not magic.startswith(_GZIP_MAGIC):
+                    raise DataError(f"not a zip or gzip archive{_DELETE_HINT}", archive)
                 with gzip.open(archive, "rb") as src:
                     shutil.copyfileobj(src, sink, _CHUNK)
         tmp.replace(target)
-    except (zipfile.BadZipFile, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"corrupt archive ({exc})", archive) from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"truncated or corrupt archive ({exc}){_DELETE_HINT}", archive) from None
     finally:
         tmp.unlink(missing_ok=True)
     logger.info("extracted %s from %s", target.name, archive)

@@ -32,10 +32,24 @@ as ``978300760.0`` are accepted everywhere, and the ``table`` format floors frac
 second (its dates too). Dates (``steam``, date columns of ``table``) are taken as they are,
 including dates before 1970.
 
-Ids are strings. In tables (:func:`from_dataframe`, Parquet) a float id column, which is what
-pandas makes of an integer column with a missing value, is spelled as the integers it holds
-(``1.0`` -> ``'1'``), so the id maps match the raw data; a missing id (``NaN``/``None``) or a
-float id too large to be an exact integer is a bad row like any other.
+Ids are strings, spelled by one rule in every reader (:func:`_id_text`): an id written as a
+whole number with a trailing ``.0…`` is that integer (``1.0`` -> ``'1'``, ``42.000`` -> ``'42'``,
+so a file mixing ``1`` and ``1.0`` has one user); anything else is kept as written (``001``,
+``0.5`` and ``1e3`` stay as they are). Float values (a float column of a table or Parquet file,
+which is what pandas makes of an integer column with a missing value; a JSON number) follow the
+same rule (``1.0`` -> ``'1'``); a float too large to be an exact integer (``>= 2**53``) or not
+finite is a bad row rather than a rounded id. The integer-id formats (``user-item``,
+``user-item-time``, ``movielens``) accept only integers, optionally written with ``.0…``:
+``1e3`` or ``2.5`` there are bad lines. Ids are never rounded, so two different ids in a file
+never become one.
+
+Missing ids: an empty cell, or one of the common spellings of a missing value
+``NaN``, ``NA``, ``N/A``, ``NaT``, ``null`` and ``None`` (any case, surrounding spaces ignored:
+the same list the ``table`` format applies to its time column), in an id field of a text format
+(``user-item``, ``user-item-time``, ``user-sequence``, ``movielens``, ``amazon-csv``, CSV/TSV
+``table``) or a text id column of a table, is a missing id: a bad line or row. In the JSON
+formats (``amazon-json``, ``steam``) a missing value is ``null``, which is rejected; a JSON string
+is an id as written (Steam user names are free text).
 
 Bad input raises one :class:`~recdenoiser.errors.DataError` naming the file and the 1-based
 line (for tables also the column, and the other lines or rows with the same problem). With
@@ -80,7 +94,8 @@ __all__ = [
     "read_interactions",
 ]
 
-FieldKind = Literal["int", "float", "str", "time"]  # time: whole unix seconds >= 0
+# int: an integer id, str: any id (both kept as text); time: whole unix seconds >= 0
+FieldKind = Literal["int", "float", "str", "time"]
 
 #: Columns a reader may produce, in output order.
 OUTPUT_COLUMNS = ("user", "item", "timestamp", "rating")
@@ -170,7 +185,9 @@ def read_interactions(
         raise DataError("is a directory, expected a file", path)
     mapping = _coerce_mapping(columns)
     if mapping is not None and fmt != "table":
-        raise ConfigError(f"'columns' is only used by the 'table' format, not {fmt!r}")
+        raise ConfigError(
+            f"a column mapping ('columns') is only used by the 'table' format, not {fmt!r}"
+        )
     if sep is not None and fmt not in _SEP_FORMATS:
         raise ConfigError(
             f"'sep' is not used by the {fmt!r} format (only by {', '.join(_SEP_FORMATS)})"
@@ -216,16 +233,51 @@ def from_dataframe(
 _SEP_FORMATS = ("user-item", "user-item-time", "amazon-csv", "table")
 _WHITESPACE = r"\s+"
 
+#: How to give a column mapping, from the command line, a config and Python (for messages).
+MAPPING_HOW = (
+    "recdenoiser prepare FILE --columns '{user: COL, item: COL, timestamp: COL}'; "
+    "in a train config data.columns (--set data.columns='{user: COL, item: COL}'); "
+    "in Python columns={'user': COL, 'item': COL}"
+)
+
+
+def column_mapping_problem(columns: Any) -> str | None:
+    """Why ``columns`` is not a valid column mapping, in one line; None when it is valid."""
+    fields = list(ColumnMapping.model_fields)
+    valid = f"valid keys: {', '.join(fields)}; user and item are required"
+    if not isinstance(columns, Mapping):
+        return (
+            f"expected a mapping like {{user: COL, item: COL, timestamp: COL}}, "
+            f"got {type(columns).__name__} {columns!r}"
+        )
+    problems = [f"unknown key {k!r}" for k in columns if k not in fields]
+    problems += [f"missing key {k!r}" for k in ("user", "item") if columns.get(k) is None]
+    problems += [
+        f"{k!r}: expected a column name (a string), got {v!r}"
+        for k, v in columns.items()
+        if k in fields and v is not None and not isinstance(v, str)
+    ]
+    return f"{'; '.join(problems)} ({valid})" if problems else None
+
+
+def column_mapping(columns: Any, name: str = "column mapping") -> ColumnMapping:
+    """``columns`` as a :class:`ColumnMapping`; one-line ConfigError naming ``name`` otherwise."""
+    if isinstance(columns, ColumnMapping):
+        return columns
+    problem = column_mapping_problem(columns)
+    if problem is None:
+        try:
+            return ColumnMapping(**dict(columns))
+        except (TypeError, ValueError) as exc:  # pragma: no cover - the checks above cover it
+            problem = " ".join(str(exc).split())
+    shown = dict(columns) if isinstance(columns, Mapping) else columns
+    raise ConfigError(f"invalid {name} {shown!r}: {problem}")
+
 
 def _coerce_mapping(
     columns: ColumnMapping | Mapping[str, str | None] | None,
 ) -> ColumnMapping | None:
-    if columns is None or isinstance(columns, ColumnMapping):
-        return columns
-    try:
-        return ColumnMapping(**dict(columns))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid column mapping {dict(columns)!r}: {exc}") from None
+    return None if columns is None else column_mapping(columns)
 
 
 def _finish(result: ReadResult, path: Path | None, fmt: str, skip_bad_lines: bool) -> pd.DataFrame:
@@ -237,7 +289,7 @@ def _finish(result: ReadResult, path: Path | None, fmt: str, skip_bad_lines: boo
         if result.unit == "line" and path is not None:
             raise DataError(reason, path, line)
         raise DataError(f"{result.unit} {line}: {reason}", path)
-    df = result.frame
+    df = _spell_ids(result.frame)
     if len(df) == 0:
         if bad:
             raise DataError(
@@ -257,8 +309,9 @@ def _finish(result: ReadResult, path: Path | None, fmt: str, skip_bad_lines: boo
     n_dup = int(df.duplicated(subset=subset).sum())
     if n_dup:
         warnings.warn(
-            f"{n_dup} duplicate rows (same {', '.join(subset)}) in {where}; kept "
-            "(use drop_duplicates=True in preprocessing to remove them)",
+            f"{n_dup} duplicate rows (same {', '.join(subset)}) in {where}; kept (to remove "
+            "them: recdenoiser prepare --drop-duplicates, data.drop_duplicates=true in a train "
+            "config, drop_duplicates=True in Python)",
             stacklevel=3,
         )
     df.attrs["skipped_lines"] = len(bad)
@@ -266,6 +319,11 @@ def _finish(result: ReadResult, path: Path | None, fmt: str, skip_bad_lines: boo
     df.attrs["source"] = None if path is None else str(path)
     df.attrs["format"] = fmt
     return df
+
+
+_DAMAGED_HINT = (
+    "; the file is truncated or corrupt: if it was downloaded, delete it and download it again"
+)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -279,7 +337,7 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as fh:
                 return fh.read()
         except (OSError, EOFError) as exc:
-            raise DataError(f"cannot decompress gzip file ({exc})", path) from None
+            raise DataError(f"cannot decompress gzip file ({exc}){_DAMAGED_HINT}", path) from None
     return path.read_bytes()
 
 
@@ -294,24 +352,77 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str | None]]:
                 except UnicodeDecodeError:
                     yield number, None
         except (OSError, EOFError) as exc:
-            raise DataError(f"cannot read file ({exc})", path) from None
+            raise DataError(f"cannot read file ({exc}){_DAMAGED_HINT}", path) from None
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
+# ------------------------------------------------------------------------------------ ids
+# Spellings of a missing value in a text field, compared stripped and lower-cased: CSV files
+# keep them as text (pandas writes NaN as '' with to_csv and as 'nan' with astype(str)).
+_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "nat", "null", "none"})
+_WHOLE_DECIMAL = re.compile(r"([+-]?\d+)\.0+")
+_INT_ID = r"[+-]?\d+(?:\.0+)?"  # what the integer-id formats accept
+
+
+def _id_text(text: str) -> str:
+    """The id that ``text`` spells; the one rule every reader applies to ids.
+
+    A whole number with a trailing ``.0…`` is that integer (``'1.0'`` -> ``'1'``,
+    ``'42.000'`` -> ``'42'``, exactly, however many digits); anything else is kept as written
+    (``'001'``, ``'0.5'``, ``'1e3'``). The spelling of an integer-valued float (``str(1.0)``)
+    thus gives the same id as the integer.
+    """
+    m = _WHOLE_DECIMAL.fullmatch(text)
+    return str(int(m.group(1))) if m else text
+
+
+def _spell_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """Apply :func:`_id_text` to the ``user`` and ``item`` columns (only values with a dot)."""
+    for name in ("user", "item"):
+        if name in df.columns and len(df):
+            col = df[name]
+            dotted = col.str.contains(".", regex=False).to_numpy(dtype=bool, na_value=False)
+            if dotted.any():
+                col = col.astype(object)
+                col[dotted] = col[dotted].map(_id_text)
+                df[name] = col.astype(str)
+    return df
+
+
+def _is_missing_text(text: str) -> bool:
+    return text.strip().lower() in _MISSING_TEXT
+
+
+def _missing_id(value: Any) -> str:
+    """``missing id``, with the text when it is one of the spellings of a missing value."""
+    return f"missing id ({value!r})" if isinstance(value, str) and value.strip() else "missing id"
+
+
+def _int_id_problem(token: str) -> str | None:
+    """Why ``token`` (stripped) is not an integer id, or None."""
+    if _is_missing_text(token):
+        return _missing_id(token)
+    if re.fullmatch(_INT_ID, token) is None:
+        return f"expected an integer, got {token!r}"
+    if not _INT64_MIN <= int(token.split(".")[0]) <= _INT64_MAX:
+        return f"integer out of the 64-bit range: {token!r}"
+    return None
+
 
 def _convert(token: str, kind: FieldKind, name: str) -> int | float | str:
-    """Parse field ``name``; raises ValueError with a readable message that names it."""
+    """Parse field ``name``; raises ValueError with a readable message that names it.
+
+    Ids (``int``: an integer id, ``str``: any id) are returned as text; :func:`_finish` applies
+    :func:`_id_text` to them.
+    """
     if kind == "time":
         return _as_time(token, name)
     if kind == "int":
-        try:
-            value_int = int(token)
-        except ValueError:
-            raise ValueError(f"{name}: expected an integer, got {token!r}") from None
-        if not _INT64_MIN <= value_int <= _INT64_MAX:
-            raise ValueError(f"{name}: integer out of the 64-bit range: {token!r}")
-        return value_int
+        problem = _int_id_problem(token)
+        if problem is not None:
+            raise ValueError(f"{name}: {problem}")
+        return token
     if kind == "float":
         try:
             value = float(token)
@@ -320,8 +431,8 @@ def _convert(token: str, kind: FieldKind, name: str) -> int | float | str:
         if math.isnan(value):
             raise ValueError(f"{name}: expected a number, got {token!r}")
         return value
-    if token == "":
-        raise ValueError(f"{name}: empty field")
+    if _is_missing_text(token):
+        raise ValueError(f"{name}: {_missing_id(token)}")
     return token
 
 
@@ -332,10 +443,12 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+_EXACT_FLOAT = 2.0**53  # every integer below this is exact as a float64
+
+
 # ------------------------------------------------------------------------------ timestamps
 # What is wrong with one timestamp value (0: nothing); see _time_code and _parse_times.
 _T_OK, _T_UNREADABLE, _T_MISSING, _T_NOT_FINITE, _T_FRACTION, _T_NEGATIVE, _T_TOO_LARGE = range(7)
-_EXACT_FLOAT = 2.0**53  # every integer below this is exact as a float64
 _DECIMAL_INT = re.compile(r"([+-]?\d+)\.0*")
 
 
@@ -395,7 +508,8 @@ def _as_time(value: Any, key: str) -> int:
     return int(value)
 
 
-_DTYPES: dict[FieldKind, Any] = {"int": np.int64, "float": np.float64, "str": str, "time": np.int64}
+# ids ("int" and "str") are read as text, so that they are never rounded through a number
+_DTYPES: dict[FieldKind, Any] = {"int": str, "float": np.float64, "str": str, "time": np.int64}
 
 
 @dataclass(frozen=True)
@@ -463,14 +577,21 @@ def _read_fixed(
             )
         if df.shape[1] == n and not df.isna().to_numpy().any():
             df.columns = list(layout.names)
-            times = [
-                name
-                for name, kind in zip(layout.names, layout.kinds, strict=True)
-                if kind == "time"
-            ]
-            if not (df[times] < 0).to_numpy().any():
+            kinds = dict(zip(layout.names, layout.kinds, strict=True))
+            times = [name for name, kind in kinds.items() if kind == "time"]
+            ids_ok = True
+            for name, kind in kinds.items():
+                if kind == "int":
+                    df[name] = df[name].str.strip()
+                    ids_ok = ids_ok and _valid_int_ids(df[name])
+                elif kind == "str":
+                    ids_ok = ids_ok and not _missing_texts(df[name]).any()
+            if not ids_ok:
+                logger.debug("fast parse of %s found a bad id; scanning lines", path)
+            elif not (df[times] < 0).to_numpy().any():
                 return ReadResult(_canonical(df))
-            logger.debug("fast parse of %s found a negative timestamp; scanning lines", path)
+            else:
+                logger.debug("fast parse of %s found a negative timestamp; scanning lines", path)
         else:
             logger.debug("fast parse of %s found a bad shape; scanning lines", path)
     except pd.errors.EmptyDataError:
@@ -478,6 +599,19 @@ def _read_fixed(
     except (ValueError, OverflowError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         logger.debug("fast parse of %s failed (%s); scanning lines", path, exc)
     return _scan_fixed(path, layout, sep, options, split)
+
+
+def _missing_texts(col: pd.Series) -> np.ndarray:
+    """Which values of a text column are spellings of a missing value."""
+    return col.str.strip().str.lower().isin(_MISSING_TEXT).to_numpy(dtype=bool)
+
+
+def _valid_int_ids(col: pd.Series) -> bool:
+    """Whether every value of a (stripped) text column is an integer id, vectorized."""
+    if not col.str.fullmatch(_INT_ID).to_numpy(dtype=bool, na_value=False).all():
+        return False
+    long = col.str.len().to_numpy() > 18  # may be outside the 64-bit range
+    return not any(_int_id_problem(token) for token in col[long])
 
 
 def _scan_fixed(
@@ -594,11 +728,17 @@ def _read_user_sequence(path: Path, options: ReadOptions) -> ReadResult:
             parts = text.split()
             if not parts:
                 continue
-            if len(parts) >= 2:
+            missing = next((p for p in parts if _is_missing_text(p)), None)
+            if missing is not None:
+                bad.append((number, f"{_missing_id(missing)} in {text.strip()!r}"))
+            elif len(parts) >= 2:
                 users.extend([parts[0]] * (len(parts) - 1))
                 items.extend(parts[1:])
                 continue
-            bad.append((number, f"expected a user followed by at least one item: {text.strip()!r}"))
+            else:
+                bad.append(
+                    (number, f"expected a user followed by at least one item: {text.strip()!r}")
+                )
         if not options.skip_bad_lines:
             break
     frame = pd.DataFrame({"user": pd.Series(users, dtype=str), "item": pd.Series(items, dtype=str)})
@@ -675,13 +815,16 @@ def _require_keys(rec: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 
 def _as_id(value: Any, key: str) -> str:
+    """The id of a JSON value: a string as written, an integer, or an exact integer float."""
     if (
         value is None
         or isinstance(value, (dict, list, bool))
         or (isinstance(value, float) and not math.isfinite(value))
     ):
         raise ValueError(f"{key}: expected an id, got {value!r}")
-    text = str(value)
+    text = _object_id(value)
+    if text is None:
+        raise ValueError(f"{key}: {_float_id_problem(value)}")
     if not text.strip():
         raise ValueError(f"{key}: empty id")
     return text
@@ -785,7 +928,8 @@ def _read_table(path: Path, options: ReadOptions) -> ReadResult:
     mapping = options.columns
     if mapping is None:
         raise ConfigError(
-            "the 'table' format needs a column mapping (columns=ColumnMapping(user=..., item=...))"
+            "the 'table' format needs a column mapping that names the user, item and (optional) "
+            f"timestamp and rating columns: {MAPPING_HOW}"
         )
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
@@ -935,10 +1079,8 @@ def _normalise_table(
     for target in ("user", "item"):
         src = fields[target]
         ids, null, unusable = _table_ids(df[src])
-        empty = ~null & ~unusable & np.array([not str(v).strip() for v in ids], dtype=bool)
-        flag(null, src, lambda i: "missing id")
+        flag(null, src, functools.partial(_missing_table_id, df[src]))
         flag(unusable, src, functools.partial(_unusable_id, df[src]))
-        flag(empty, src, lambda i: "empty id")
         out[target] = ids
     if "rating" in fields:
         src = fields["rating"]
@@ -989,10 +1131,18 @@ def _describe_time(code: int, numbers: np.ndarray, i: int) -> str:
     return _time_message(code, numbers[i])
 
 
+def _missing_table_id(col: pd.Series, i: int) -> str:
+    return _missing_id(col.iloc[i])
+
+
 def _unusable_id(col: pd.Series, i: int) -> str:
     value = col.iloc[i]
     if not math.isfinite(float(value)):
         return f"expected an id, got {_show(value)}"
+    return _float_id_problem(value)
+
+
+def _float_id_problem(value: Any) -> str:
     return (
         f"float id {_show(value)} is too large to be an exact integer "
         "(keep ids as integers or strings, not floats)"
@@ -1005,11 +1155,16 @@ def _table_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Integer-valued floats are spelled as integers (``1.0`` -> ``'1'``): a float id column is
     what pandas makes of an integer column with a missing value. Non-integer floats keep their
     spelling (``'0.5'``); infinite floats, and integer floats of 2**53 or more (not exact), are
-    unusable.
+    unusable. Text that spells a missing value (``''``, ``'NaN'``, ``'null'``, ...) is missing.
+    Text ids are returned as written; :func:`_finish` applies :func:`_id_text`.
     """
-    null = col.isna().to_numpy()
+    null = np.array(col.isna().to_numpy(), dtype=bool)  # a writable copy
     if isinstance(col.dtype, pd.CategoricalDtype):
         col = col.astype(object)
+    if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
+        filled = col.fillna("")
+        null = null | _missing_texts(filled)
+        return filled.to_numpy(dtype=object), null, np.zeros(len(col), dtype=bool)
     if pd.api.types.is_float_dtype(col.dtype):
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
         finite = np.isfinite(values)
@@ -1022,6 +1177,8 @@ def _table_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids = np.empty(len(col), dtype=object)
         unusable = np.zeros(len(col), dtype=bool)
         for i, value in enumerate(col.to_numpy(dtype=object)):
+            if not null[i] and isinstance(value, str) and _is_missing_text(value):
+                null[i] = True
             text = "" if null[i] else _object_id(value)
             unusable[i] = text is None
             ids[i] = "" if text is None else text
@@ -1046,10 +1203,6 @@ def _empty_like(frame: pd.DataFrame) -> pd.DataFrame:
     if "rating" in frame.columns:
         out["rating"] = np.array([], dtype=np.float64)
     return out
-
-
-# spellings of a missing value in a text column of times (CSV files keep them as text)
-_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "nat", "null", "none"})
 
 
 def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
