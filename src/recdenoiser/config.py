@@ -49,6 +49,18 @@ class DataConfig(_Section):
     drop_duplicates: bool = False
     download: bool = False
 
+    @field_validator("columns")
+    @classmethod
+    def _column_mapping(cls, columns: dict[str, str | None] | None) -> Any:
+        """Unknown or missing keys of ``columns``, in one line, before any data is read."""
+        if columns is not None:
+            from recdenoiser.data.readers import column_mapping_problem
+
+            problem = column_mapping_problem(columns)
+            if problem is not None:
+                raise ValueError(problem)
+        return columns
+
 
 class ModelConfig(_Section):
     """Backbone architecture and its training loss."""
@@ -100,7 +112,10 @@ class ModelConfig(_Section):
     )
     # fpmc / gru4rec / caser
     caser_window: StrictInt = Field(
-        5, gt=0, description="caser: L, the number of most recent items each position convolves"
+        5,
+        gt=0,
+        description="caser: L, the number of most recent items each position convolves "
+        "(at most data.max_len)",
     )
     caser_h_filters: StrictInt = Field(
         16, gt=0, description="caser: horizontal filters of each height 1..caser_window"
@@ -211,7 +226,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             valid = ", ".join(section.model_fields) if section is not None else "?"
             lines.append(f"unknown key {loc!r} (valid keys here: {valid})")
         else:
-            lines.append(f"{loc}: {e['msg']} (got {e.get('input')!r})")
+            msg = e["msg"].removeprefix("Value error, ")  # a validator's own one-line message
+            lines.append(f"{loc}: {msg} (got {e.get('input')!r})")
     return f"invalid configuration in {source}: " + "; ".join(lines)
 
 
@@ -299,7 +315,12 @@ def dump_config(config: RunConfig) -> str:
 def resolve(
     config: RunConfig, *, dataset_max_len: int, dataset_dropout: float, dataset_k_core: int = 0
 ) -> RunConfig:
-    """Replace ``"auto"`` values by the dataset's defaults (as in the SASRec paper)."""
+    """Replace ``"auto"`` values by the dataset's defaults (as in the SASRec paper).
+
+    Checks that depend on the model (``hidden_size`` divisible by ``num_heads`` for
+    self-attentive models, ``caser_window`` at most ``max_len``, ...) are the models' own:
+    :func:`recdenoiser.training.build.check_model`.
+    """
     out = config.model_copy(deep=True)
     if out.data.k_core == "auto":
         out.data.k_core = dataset_k_core
@@ -307,11 +328,6 @@ def resolve(
         out.data.max_len = dataset_max_len
     if out.model.dropout == "auto":
         out.model.dropout = dataset_dropout
-    if out.model.hidden_size % out.model.num_heads:
-        raise ConfigError(
-            f"model.hidden_size ({out.model.hidden_size}) must be divisible by "
-            f"model.num_heads ({out.model.num_heads})"
-        )
     if out.model.loss == "bce" and out.model.num_negatives < 1:
         raise ConfigError("model.num_negatives must be >= 1 for the bce loss")
     return out

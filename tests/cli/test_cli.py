@@ -61,6 +61,103 @@ def test_prepare_prints_statistics(
     assert fields["evaluated"].startswith("300 users")
 
 
+def write_table(path: Path, sep: str) -> Path:
+    rows = [sep.join(("uid", "iid", "ts"))]
+    rows += [
+        sep.join((f"u{u}", f"i{(u + k) % 7}", str(1000 + k))) for u in range(4) for k in range(5)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_prepare_table_with_columns_and_sep(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write_table(tmp_path / "log.txt", ";")
+    code, out, err = run_cli(
+        capsys,
+        "prepare",
+        str(path),
+        "--format",
+        "table",
+        "--columns",
+        "{user: uid, item: iid, timestamp: ts}",
+        "--sep",
+        ";",
+        "--k-core",
+        "0",
+    )
+    assert code == 0, err
+    fields = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert (fields["users"], fields["interactions"], fields["timestamps"]) == ("4", "20", "yes")
+    # the format follows from --columns; '\t' on the command line is a tab
+    tsv = write_table(tmp_path / "log.dat", "\t")
+    code, out, err = run_cli(
+        capsys,
+        "prepare",
+        str(tsv),
+        "--columns",
+        "{user: uid, item: iid}",
+        "--sep",
+        "\\t",
+        "--k-core",
+        "0",
+    )
+    assert code == 0, err
+    assert "interactions  20" in out
+
+
+def test_error_prepare_table_without_columns_speaks_cli(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write_table(tmp_path / "log.csv", ",")
+    line = assert_user_error(capsys, ["prepare", str(path), "--format", "table"], "--columns")
+    assert "ColumnMapping(" not in line
+
+
+@pytest.mark.parametrize(
+    ("columns", "fragments"),
+    [
+        ("{user: uid, item: iid, time: ts}", ["'time'", "timestamp"]),
+        ("{user: uid, time: ts}", ["'time'", "'item'", "user, item, timestamp, rating"]),
+        ("{user: uid, item: iid", ["not a YAML mapping"]),
+        ("uid,iid", ["expected a mapping"]),
+    ],
+)
+def test_error_bad_columns_one_line(
+    capsys: pytest.CaptureFixture[str],
+    config_file: Path,
+    tmp_path: Path,
+    columns: str,
+    fragments: list[str],
+) -> None:
+    path = write_table(tmp_path / "log.csv", ",")
+    line = assert_user_error(
+        capsys, ["prepare", str(path), "--format", "table", "--columns", columns], "--columns"
+    )
+    assert "pydantic" not in line
+    for fragment in fragments:
+        assert fragment in line, line
+    if columns.endswith("}"):  # the same mistake in a train config names data.columns
+        line = assert_user_error(
+            capsys,
+            [
+                "-q",
+                "train",
+                str(config_file),
+                "--set",
+                f"data.dataset={path}",
+                "--set",
+                "data.format=table",
+                "--set",
+                f"data.columns={columns}",
+            ],
+            "data.columns",
+            *fragments,
+        )
+        assert "pydantic" not in line
+
+
 # ------------------------------------------------------------------------------- train
 def test_train_with_overrides(
     capsys: pytest.CaptureFixture[str], config_file: Path, tmp_path: Path
@@ -111,6 +208,24 @@ def test_evaluate_table_and_json(
     )
     assert code == 0
     assert set(json.loads(out)) == {"sampled", "full"}
+
+
+@pytest.mark.parametrize("bad", ["0", "-3"])
+def test_error_evaluate_max_users(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult, bad: str
+) -> None:
+    assert_user_error(
+        capsys, ["evaluate", str(trained_run.run_dir), "--max-users", bad], "--max-users", bad
+    )
+
+
+def test_error_evaluate_lightning_checkpoint(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult
+) -> None:
+    last = trained_run.run_dir / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    line = assert_user_error(capsys, ["evaluate", str(last)], str(last), "Lightning", "best.pt")
+    assert "format version" not in line
 
 
 # --------------------------------------------------------------------------- recommend
@@ -331,6 +446,31 @@ def test_error_run_name_reused(
         ],
         "already exists",
     )
+
+
+def test_error_refused_model_settings_leave_no_run_directory(
+    capsys: pytest.CaptureFixture[str], config_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    for _ in range(2):  # the same name again: still the same error, not "already exists"
+        assert_user_error(
+            capsys,
+            [
+                "-q",
+                "train",
+                str(config_file),
+                "--set",
+                "model.name=caser",
+                "--set",
+                "denoiser.enabled=true",
+                "--set",
+                f"output_dir={out}",
+                "--set",
+                "name=refused",
+            ],
+            "denoiser.enabled needs a self-attentive model; 'caser' is not one",
+        )
+    assert not (out / "refused").exists()
 
 
 @pytest.mark.parametrize(

@@ -240,3 +240,46 @@ def test_caser_sizes_must_be_positive_integers(field: str) -> None:
     for bad in (0, 2.5):
         with pytest.raises(ValueError):
             tiny_model_config(name="caser", **{field: bad})
+
+
+@pytest.mark.parametrize("name", ["fpmc", "gru4rec", "caser"])
+@pytest.mark.parametrize(
+    ("setting", "shown"),
+    [
+        ({"attention": "entmax15"}, "model.attention='entmax15'"),
+        ({"attention": "sparse_fixed"}, "model.attention='sparse_fixed'"),
+        ({"sparse_window": 3}, "model.sparse_window=3"),
+        ({"sparse_stride": 2}, "model.sparse_stride=2"),
+    ],
+)
+def test_attention_settings_refused_on_non_attentive_models(
+    name: str, setting: dict[str, object], shown: str
+) -> None:
+    config = RunConfig.model_validate(
+        {
+            "data": {"max_len": MAX_LEN},
+            "model": tiny_model_config(name=name, **setting).model_dump(),
+        }
+    )
+    with pytest.raises(ConfigError, match=f"needs a self-attentive model; '{name}'") as info:
+        build_recommender(config, n_items=N_ITEMS, n_users=N_USERS)
+    assert shown in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=shown):
+        make_model(name, **setting)  # the model refuses it too, however it is built
+
+
+def test_caser_window_must_fit_in_max_len() -> None:
+    assert make_model("caser", caser_window=MAX_LEN).window == MAX_LEN
+    with pytest.raises(ConfigError) as info:
+        make_model("caser", caser_window=MAX_LEN + 1)
+    assert str(info.value) == (
+        f"model.caser_window ({MAX_LEN + 1}) must not exceed data.max_len ({MAX_LEN})"
+    )
+
+
+@pytest.mark.parametrize("name", ["fpmc", "gru4rec", "caser"])
+def test_heads_are_not_checked_for_models_without_attention(name: str) -> None:
+    model = make_model(name, hidden_size=10, num_heads=3)
+    assert model.config.num_heads == 3
+    with pytest.raises(ConfigError, match=r"hidden_size \(10\).*num_heads \(3\)"):
+        make_model("sasrec", hidden_size=10, num_heads=3)

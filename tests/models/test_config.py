@@ -192,10 +192,17 @@ def test_resolve_fills_auto_values() -> None:
     assert (out.data.max_len, out.model.dropout) == (7, 0.1)
 
 
-def test_resolve_rejects_heads_not_dividing_hidden() -> None:
+def test_heads_not_dividing_hidden_are_refused_at_build_time() -> None:
+    """Only self-attentive models have heads (see test_baselines for the others)."""
+    from recdenoiser.training.build import check_model
+
     cfg = load_config(None, ["model.hidden_size=10", "model.num_heads=3"])
+    out = resolve(cfg, dataset_max_len=50, dataset_dropout=0.5)
     with pytest.raises(ConfigError, match=r"hidden_size \(10\).*num_heads \(3\)"):
-        resolve(cfg, dataset_max_len=50, dataset_dropout=0.5)
+        check_model(out)
+    check_model(
+        load_config(None, ["model.name=gru4rec", "model.hidden_size=10", "model.num_heads=3"])
+    )
 
 
 def test_assignment_is_validated() -> None:

@@ -126,6 +126,55 @@ def test_entmax15_gradcheck() -> None:
     assert torch.autograd.gradcheck(lambda t: entmax15(t, dim=1), (z,))
 
 
+def test_entmax15_nan_and_inf_scores() -> None:
+    """A diverging run's scores: NaN propagates to its row (as with the softmax), the +inf
+    entries of a row share its weight (the limit as they grow together); never an index error.
+    """
+    nan, inf = float("nan"), float("inf")
+    z = torch.tensor(
+        [
+            [1.0, nan, 0.0, 2.0],  # NaN: the whole row is NaN, like softmax
+            [nan, nan, nan, nan],
+            [inf, 1.0, inf, -3.0],  # two +inf: 1/2 each
+            [inf, inf, inf, inf],
+            [0.0, inf, nan, 5.0],  # NaN wins over +inf
+            [-inf, 0.0, -inf, 0.0],  # -inf: no weight, as a masked key
+            [-inf, -inf, -inf, -inf],  # nothing left: zeros, as a fully masked row
+            [1e30, -1e30, 3.0, 0.0],  # huge but finite
+        ],
+        requires_grad=True,
+    )
+    p = entmax15(z)
+    assert torch.isnan(p[[0, 1, 4]]).all()
+    assert torch.isnan(z[[0, 1, 4]].detach().softmax(-1)).all()  # (the softmax agrees)
+    torch.testing.assert_close(p[2], torch.tensor([0.5, 0.0, 0.5, 0.0]))
+    torch.testing.assert_close(p[3], torch.full((4,), 0.25))
+    torch.testing.assert_close(p[5], torch.tensor([0.0, 0.5, 0.0, 0.5]))
+    assert (p[[2, 5]] == 0).sum() == 4  # exactly zero outside the +inf / finite keys
+    assert p[6].tolist() == [0.0] * 4
+    assert p[7].tolist() == [1.0, 0.0, 0.0, 0.0]
+    # a NaN or +inf under the mask is a disallowed key: it does not matter
+    mask = torch.tensor([True, False, True, True])
+    torch.testing.assert_close(
+        entmax15(z.detach()[0], mask=mask), entmax15(torch.tensor([1.0, 0.0, 0.0, 2.0]), mask=mask)
+    )
+    assert entmax15(torch.tensor([inf, 1.0, 9.0]), mask=mask[1:]).tolist() == [0.0, 0.0, 1.0]
+    # gradients: NaN where the weights are NaN, finite elsewhere
+    (p[[2, 3, 5, 6, 7]] * torch.arange(4.0)).sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad[[2, 3, 5, 6, 7]]).all()
+    # batched attention-shaped input with the trainer's masks
+    scores = torch.randn(2, 2, 5, 5)
+    scores[0, 1, 3, 2] = nan
+    scores[1, 0, 4, 1] = inf
+    allowed = attention_allowed(torch.ones(2, 5, dtype=torch.bool), causal=True).unsqueeze(1)
+    weights = entmax15(scores, mask=allowed)
+    assert torch.isnan(weights[0, 1, 3]).all() and torch.isfinite(weights[0, 1, :3]).all()
+    assert weights[1, 0, 4].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]
+    finite = torch.ones(2, 2, 5, dtype=torch.bool)
+    finite[0, 1, 3] = False
+    torch.testing.assert_close(weights.sum(-1)[finite], torch.ones(int(finite.sum())))
+
+
 def test_entmax15_half_precision_is_computed_in_float32() -> None:
     z = torch.randn(4, 9) * 3
     p = entmax15(z.bfloat16())

@@ -333,3 +333,93 @@ def test_catalogue_size_matches(trained_run: RunResult) -> None:
     best = load_checkpoint(trained_run.run_dir)
     assert best.dataset.n_items == N_ITEMS
     assert best.model.item_table().shape == (N_ITEMS + 1, 16)
+
+
+# ------------------------------------------------------------------- failed runs, run folder
+@pytest.mark.parametrize(
+    ("model", "denoiser", "message"),
+    [
+        ({"name": "gru4rec"}, {"enabled": True}, "denoiser.enabled needs a self-attentive model"),
+        ({"name": "nosuchmodel"}, {}, "unknown model 'nosuchmodel'"),
+        ({"name": "tisasrec"}, {}, "needs timestamps"),
+        ({"name": "fpmc", "attention": "entmax15"}, {}, "model.attention='entmax15' needs"),
+        ({"name": "caser", "caser_window": 21}, {}, "model.caser_window (21)"),
+        ({"hidden_size": 10, "num_heads": 3}, {}, "num_heads (3)"),
+        ({"name": "tisasrec", "norm": "sasrec"}, {}, "not 'sasrec'"),
+    ],
+    ids=["denoiser", "unknown-model", "timestamps", "attention", "caser-window", "heads", "norm"],
+)
+def test_build_errors_come_before_the_run_directory(
+    tiny_config: RunConfig, model: dict[str, Any], denoiser: dict[str, Any], message: str
+) -> None:
+    config = make_run_config(
+        Path(tiny_config.data.dataset),
+        Path(tiny_config.output_dir),
+        name="refused",
+        model=model,
+        denoiser=denoiser,
+    )
+    with pytest.raises(RecDenoiserError) as info:
+        train(config)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (Path(tiny_config.output_dir) / "refused").exists()
+
+
+def test_failed_run_logs_its_error_and_rerunning_says_what_to_do(
+    tiny_config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recdenoiser.training import runner
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RecDenoiserError("something went wrong in epoch 0")
+
+    config = tiny_config.model_copy(update={"name": "again"}, deep=True)
+    config.model.loss = "softmax"
+    config.model.num_negatives = 5  # ignored by softmax: warned once, in run.log too
+    run_dir = Path(config.output_dir) / "again"
+    with monkeypatch.context() as mp:
+        mp.setattr(runner, "RecommenderModule", broken)
+        with pytest.raises(RecDenoiserError, match="epoch 0"):
+            train(config)
+    log = (run_dir / "run.log").read_text()
+    assert "ERROR" in log and "run failed: something went wrong in epoch 0" in log
+    assert log.count("model.num_negatives=5") == 1
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()
+    # no checkpoint to resume: the error does not suggest --resume, it says what to do
+    with pytest.raises(RecDenoiserError) as info:
+        train(config)
+    message = str(info.value)
+    assert str(run_dir) in message and "--resume" not in message
+    assert "delete it or choose another name" in message
+    assert (run_dir / "run.log").read_text() == log  # nothing of the failed run is lost
+
+
+def test_run_name_of_a_resumable_run_suggests_resume(trained_run: RunResult) -> None:
+    from recdenoiser.training.runner import make_run_dir
+
+    config = trained_run.config.model_copy(
+        update={"output_dir": str(trained_run.run_dir.parent), "name": trained_run.run_dir.name}
+    )
+    with pytest.raises(RecDenoiserError, match=r"--resume .*last\.ckpt"):
+        make_run_dir(config)
+
+
+def test_ignored_num_negatives_is_a_warning(
+    tiny_config: RunConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recdenoiser.training.build import warn_ignored_settings
+
+    config = tiny_config.model_copy(deep=True)
+    config.model.loss = "softmax"
+    with caplog.at_level("WARNING", logger="recdenoiser"):
+        warn_ignored_settings(config)  # the default (1) is not worth a warning
+        assert caplog.records == []
+        config.model.num_negatives = 49
+        warn_ignored_settings(config)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "model.num_negatives=49" in caplog.records[0].getMessage()
+    assert "softmax" in caplog.records[0].getMessage()
+    config.model.loss = "bce"
+    caplog.clear()
+    warn_ignored_settings(config)
+    assert caplog.records == []

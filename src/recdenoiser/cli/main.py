@@ -45,6 +45,28 @@ def _config_path(name: str | None) -> Path | None:
 
 
 # ------------------------------------------------------------------------------ commands
+def _prepare_columns(text: str) -> dict[str, str]:
+    """``--columns``: a YAML mapping, parsed as ``train --set data.columns=...`` parses it."""
+    import yaml
+
+    from recdenoiser.data.readers import column_mapping
+    from recdenoiser.errors import ConfigError
+
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise ConfigError(
+            f"--columns {text!r} is not a YAML mapping like '{{user: uid, item: iid}}' ({detail})"
+        ) from None
+    return column_mapping(value, "--columns").as_dict()
+
+
+def _prepare_sep(text: str | None) -> str | None:
+    """``--sep``: the separator as given; ``\\t`` (as typed in a shell) is a tab."""
+    return "\t" if text == "\\t" else text
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from recdenoiser.config import config_from_dict
     from recdenoiser.data import LeaveOneOutSplit
@@ -54,6 +76,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "data_dir": args.data_dir,
         "format": args.format,
+        "columns": None if args.columns is None else _prepare_columns(args.columns),
+        "sep": _prepare_sep(args.sep),
         "min_rating": args.min_rating,
         "k_core": "auto" if args.k_core is None else args.k_core,
         "skip_bad_lines": args.skip_bad_lines,
@@ -110,6 +134,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from recdenoiser.data import LeaveOneOutSplit, inject_noise
     from recdenoiser.evaluation import evaluate
 
+    if args.max_users is not None and args.max_users < 1:
+        raise RecDenoiserError(f"--max-users must be at least 1, got {args.max_users}")
     ckpt = _load(args.checkpoint)
     cfg = ckpt.config
     split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
@@ -227,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="registry name (ml-1m, games, beauty, ...) or a file path")
     p.add_argument("--data-dir", help="dataset folder (default: $RECDENOISER_DATA_DIR or ./data)")
     p.add_argument("--format", help="reader format for a file path")
+    p.add_argument(
+        "--columns",
+        metavar="MAPPING",
+        help="'table' format: which columns hold what, as in data.columns, e.g. "
+        "'{user: uid, item: iid, timestamp: ts}' (rating: optional); implies --format table",
+    )
+    p.add_argument(
+        "--sep",
+        help="field separator of a table, user-item, user-item-time or amazon-csv file "
+        "(default: the format's; '\\t' is a tab)",
+    )
     p.add_argument("--k-core", type=int, help="k-core filter (0 = off; default per dataset)")
     p.add_argument("--min-rating", type=float, help="keep interactions rated at least this")
     p.add_argument("--skip-bad-lines", action="store_true", help="skip malformed lines (counted)")

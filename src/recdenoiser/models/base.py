@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from recdenoiser.config import ModelConfig
 from recdenoiser.data.dataset import PAD
+from recdenoiser.errors import ConfigError
 from recdenoiser.models.attention import MultiHeadSelfAttention, Normalizer, attention_allowed
 from recdenoiser.models.batch import Batch
 from recdenoiser.models.blocks import TransformerBlock, TransformerEncoder
@@ -24,6 +25,9 @@ from recdenoiser.models.embedding import SequenceEmbedding, gather_rows
 from recdenoiser.models.losses import LOSSES, NEEDS_NEGATIVES
 from recdenoiser.models.sparse_attention import sparse_fixed_pattern
 from recdenoiser.registry import Registry
+
+#: ``model.*`` settings that only self-attentive models use (refused elsewhere unless default)
+ATTENTION_SETTINGS = ("attention", "sparse_window", "sparse_stride")
 
 
 class MaskProvider(Protocol):
@@ -48,10 +52,29 @@ class SequentialRecommender(nn.Module):
 
     def __init__(self, n_items: int, max_len: int, config: ModelConfig, n_users: int | None = None):
         super().__init__()
+        self.check_config(config, max_len)
         self.n_items = n_items
         self.max_len = max_len
         self.config = config
         self.n_users = n_users
+
+    @classmethod
+    def check_config(cls, config: ModelConfig, max_len: int | None = None) -> None:
+        """Refuse settings this model cannot use (one-line :class:`ConfigError`).
+
+        A class method, so the trainer runs it before it reads any data or writes anything;
+        ``max_len`` is None while ``data.max_len`` is still ``"auto"``. Every model also runs it
+        when built. Here: the attention settings, which only self-attentive models have.
+        """
+        changed = [
+            f"model.{key}={getattr(config, key)!r}"
+            for key in ATTENTION_SETTINGS
+            if getattr(config, key) != ModelConfig.model_fields[key].default
+        ]
+        if changed:
+            raise ConfigError(
+                f"{', '.join(changed)} needs a self-attentive model; {config.name!r} is not one"
+            )
 
     # subclasses implement these two
     def encode(self, batch: Batch) -> Tensor:
@@ -108,6 +131,15 @@ class SelfAttentiveRecommender(SequentialRecommender):
     extra_tokens: ClassVar[int] = 0
     #: feed-forward inner width as a multiple of ``hidden_size``
     ffn_multiplier: ClassVar[int] = 1
+
+    @classmethod
+    def check_config(cls, config: ModelConfig, max_len: int | None = None) -> None:
+        """Every attention setting applies; the heads must split ``hidden_size`` evenly."""
+        if config.hidden_size % config.num_heads:
+            raise ConfigError(
+                f"model.hidden_size ({config.hidden_size}) must be divisible by "
+                f"model.num_heads ({config.num_heads})"
+            )
 
     def __init__(self, n_items: int, max_len: int, config: ModelConfig, n_users: int | None = None):
         super().__init__(n_items, max_len, config, n_users)

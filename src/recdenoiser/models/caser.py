@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from recdenoiser.config import ModelConfig
 from recdenoiser.data.dataset import PAD
+from recdenoiser.errors import ConfigError
 from recdenoiser.models.base import MODELS, SequentialRecommender
 from recdenoiser.models.batch import Batch
 from recdenoiser.models.dropout import Dropout
@@ -62,6 +63,16 @@ class Caser(SequentialRecommender):
         self.output = nn.Parameter(torch.empty(n_items + 1, 2 * d))  # W'
         self.output_bias = nn.Parameter(torch.empty(n_items + 1))  # b'
         self.reset_parameters()
+
+    @classmethod
+    def check_config(cls, config: ModelConfig, max_len: int | None = None) -> None:
+        """Also: the window fits in the input (larger ones only add zero rows and weights)."""
+        super().check_config(config, max_len)
+        if max_len is not None and config.caser_window > max_len:
+            raise ConfigError(
+                f"model.caser_window ({config.caser_window}) must not exceed data.max_len "
+                f"({max_len})"
+            )
 
     def reset_parameters(self) -> None:
         std = self.config.init_std

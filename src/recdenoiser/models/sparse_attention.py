@@ -24,6 +24,11 @@ most 1) so every ``x_i <= -1`` is outside the support and may be clamped to ``-2
 changing ``tau`` (and every ``tau_k >= -1``, so a clamped entry is never counted in the support;
 clamping to exactly ``-1`` would let rounding count ties at the threshold). Masked keys are set to
 ``-2`` the same way and are zeroed exactly afterwards.
+
+Non-finite scores (a diverging run): ``-inf`` is a key with no weight, like a masked one; the
+``+inf`` keys of a row share its weight equally (the limit of 1.5-entmax as they grow together,
+all other weights 0); a NaN makes its whole row NaN, as it does with the softmax. Masked keys
+never matter, whatever their score.
 """
 
 from __future__ import annotations
@@ -38,11 +43,15 @@ def _entmax15_root_forward(x: Tensor, mask: Tensor | None) -> Tensor:
     """``s = max(0, x - tau)`` along the last dim (``s**2`` is the 1.5-entmax of ``2 x``)."""
     if mask is not None:
         x = x.masked_fill(~mask, float("-inf"))
-    top = x.amax(dim=-1, keepdim=True)
-    any_key = torch.isfinite(top)  # False on rows where every key is masked
+    top = x.amax(dim=-1, keepdim=True)  # NaN when the row holds a NaN, +inf for a +inf
+    nan_row = torch.isnan(top)
+    inf_key = x == float("inf")
+    inf_row = top == float("inf")
+    any_key = torch.isfinite(top)  # the regular rows; False also where every key is masked
     top = torch.where(any_key, top, torch.zeros_like(top))
-    # values in [-2, 0], maximum 0; x <= -1 is never in the support (module docstring)
-    x = (x - top).clamp_min(-2.0)
+    # values in [-2, 0], maximum 0; x <= -1 is never in the support (module docstring). The
+    # other rows are computed on a placeholder (-2 everywhere) and set at the end.
+    x = torch.where(any_key, x - top, torch.full_like(x, -2.0)).clamp_min(-2.0)
     x = torch.where(x <= -1.0, torch.full_like(x, -2.0), x)
     xs = x.sort(dim=-1, descending=True).values
     k = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
@@ -55,7 +64,12 @@ def _entmax15_root_forward(x: Tensor, mask: Tensor | None) -> Tensor:
     s = (x - tau_star).clamp_min(0.0)
     if mask is not None:
         s = s.masked_fill(~mask, 0.0)
-    return torch.where(any_key, s, torch.zeros_like(s))
+    s = torch.where(any_key, s, torch.zeros_like(s))  # every key masked (or -inf): zeros
+    # the +inf keys of a row share its weight equally (the limit as they grow together); a NaN
+    # makes its whole row NaN, as in the softmax
+    n_inf = inf_key.sum(dim=-1, keepdim=True).clamp_min(1).to(s.dtype)
+    s = torch.where(inf_row, inf_key.to(s.dtype) * n_inf.rsqrt(), s)
+    return torch.where(nan_row, torch.full_like(s, float("nan")), s)
 
 
 class _Entmax15Root(torch.autograd.Function):
@@ -88,7 +102,9 @@ def entmax15(scores: Tensor, dim: int = -1, mask: Tensor | None = None) -> Tenso
     """1.5-entmax of ``scores`` along ``dim``: ``max(0, scores / 2 - tau)^2``, summing to 1.
 
     Args:
-        scores: real scores (any floating dtype; half precision is computed in float32).
+        scores: real scores (any floating dtype; half precision is computed in float32);
+            ``-inf`` gets no weight, the ``+inf`` of a slice share its weight, a NaN makes its
+            slice NaN (module docstring).
         dim: the dimension that is normalised.
         mask: optional bool tensor broadcastable to ``scores``, True where an entry is allowed.
             Disallowed entries get exactly zero weight; a slice where nothing is allowed is all

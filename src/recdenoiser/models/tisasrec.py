@@ -127,9 +127,13 @@ class TiSASRec(SelfAttentiveRecommender):
         with torch.no_grad():
             self.value_positions.weight[0].zero_()
 
-    def build_block(self, dropout: float) -> TransformerBlock:
-        if self.config.norm == "sasrec":
+    @classmethod
+    def check_config(cls, config: ModelConfig, max_len: int | None = None) -> None:
+        super().check_config(config, max_len)
+        if config.norm == "sasrec":
             raise ConfigError("tisasrec supports model.norm 'pre' or 'post', not 'sasrec'")
+
+    def build_block(self, dropout: float) -> TransformerBlock:
         block = super().build_block(dropout)
         block.attention = TimeIntervalAttention(
             self.config.hidden_size, self.config.num_heads, dropout, self.attention_normalizer

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
-from recdenoiser.config import RunConfig
+import logging
+
+from recdenoiser.config import ModelConfig, RunConfig
 from recdenoiser.errors import ConfigError
-from recdenoiser.models import build_model
+from recdenoiser.models import MODELS, build_model
 from recdenoiser.models.base import SelfAttentiveRecommender, SequentialRecommender
+from recdenoiser.models.losses import NEEDS_NEGATIVES
 from recdenoiser.training.objective import BackboneObjective, Objective
+
+logger = logging.getLogger(__name__)
+
+
+def check_model(config: RunConfig) -> type[SequentialRecommender]:
+    """The model class ``model.name`` names, after refusing the settings it cannot use.
+
+    Needs the configuration only (the class's own :meth:`~SequentialRecommender.check_config`
+    and whether it is self-attentive), so the trainer calls it before reading data or writing
+    anything. ``data.max_len`` may still be ``"auto"``: checks that need it then wait for the
+    model to be built.
+    """
+    cls = MODELS.get(config.model.name)
+    if config.denoiser.enabled and not issubclass(cls, SelfAttentiveRecommender):
+        raise ConfigError(
+            f"denoiser.enabled needs a self-attentive model; {config.model.name!r} is not one"
+        )
+    max_len = config.data.max_len
+    cls.check_config(config.model, max_len if isinstance(max_len, int) else None)
+    return cls
+
+
+def warn_ignored_settings(config: RunConfig) -> None:
+    """Log a warning for each explicitly set value the run will not use (not an error)."""
+    model = config.model
+    default = ModelConfig.model_fields["num_negatives"].default
+    if not NEEDS_NEGATIVES[model.loss] and model.num_negatives != default:
+        logger.warning(
+            "model.num_negatives=%d is ignored: loss %r scores every item and samples no negatives",
+            model.num_negatives,
+            model.loss,
+        )
 
 
 def build_recommender(
@@ -15,11 +50,12 @@ def build_recommender(
     max_len = config.data.max_len
     if not isinstance(max_len, int):
         raise ConfigError("data.max_len must be resolved before building a model")
+    check_model(config)
     model = build_model(config.model, n_items=n_items, max_len=max_len, n_users=n_users)
     if config.denoiser.enabled:
         from recdenoiser.denoiser import attach_denoiser
 
-        if not isinstance(model, SelfAttentiveRecommender):
+        if not isinstance(model, SelfAttentiveRecommender):  # (check_model refused it already)
             raise ConfigError(
                 f"denoiser.enabled needs a self-attentive model; {config.model.name!r} is not one"
             )

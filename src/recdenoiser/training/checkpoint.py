@@ -70,12 +70,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         path = path / "checkpoints" / "best.pt"
     if not path.exists():
         raise RecDenoiserError(f"checkpoint not found: {path}")
+    use_best = "pass the run folder or its checkpoints/best.pt"
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt files
+        hint = f"; .ckpt files are Lightning resume checkpoints: {use_best}"
         raise RecDenoiserError(
             f"{path}: not a readable recdenoiser checkpoint ({type(exc).__name__})"
+            + (hint if path.suffix == ".ckpt" else "")
         ) from None
+    if isinstance(payload, dict) and "pytorch-lightning_version" in payload:
+        raise RecDenoiserError(
+            f"{path} is a Lightning resume checkpoint (for train --resume), not a model: {use_best}"
+        )
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise RecDenoiserError(f"{path}: not a recdenoiser checkpoint (format version mismatch)")
     missing = [k for k in ("config", "dataset", "state_dict") if k not in payload]

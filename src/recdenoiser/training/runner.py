@@ -11,6 +11,12 @@ Each run writes into its own directory::
     RUN/results.json         validation and test metrics of the best model, both protocols
     RUN/per_user/*.csv       per-user test metrics (for paired significance tests)
     RUN/noise.npz            injected-noise ground truth, when data.noise_ratio > 0
+
+``RUN`` is made only once the configuration, the data and the model have been checked: the model
+(and its training data) is built first, so a setting the model refuses leaves no folder behind.
+A run that fails later logs the error at the end of ``RUN/run.log``, and its name stays taken:
+re-running it says so and, when ``RUN`` holds no ``last.ckpt`` to resume, to delete the folder
+or choose another name (a failed run's files are never removed or reused silently).
 """
 
 from __future__ import annotations
@@ -40,7 +46,12 @@ from recdenoiser.data.dataset import SequenceDataset
 from recdenoiser.errors import RecDenoiserError
 from recdenoiser.evaluation import EvalResult, evaluate, save_per_user
 from recdenoiser.models.base import SequentialRecommender
-from recdenoiser.training.build import build_objective, build_recommender
+from recdenoiser.training.build import (
+    build_objective,
+    build_recommender,
+    check_model,
+    warn_ignored_settings,
+)
 from recdenoiser.training.callbacks import ValidateAndKeepBest, write_history
 from recdenoiser.training.checkpoint import load_checkpoint, save_checkpoint
 from recdenoiser.training.data import TrainingSequences
@@ -111,15 +122,29 @@ def load_split(config: RunConfig) -> tuple[SequenceDataset, LeaveOneOutSplit, An
 
 
 def make_run_dir(config: RunConfig) -> Path:
+    """The new, empty run directory (an existing empty one is used as it is).
+
+    A folder that holds anything is never overwritten: the error says how to continue it
+    (``--resume`` when it has ``checkpoints/last.ckpt``) or, for a run that stopped before its
+    first checkpoint, to delete it or pick another name.
+    """
     name = config.name or (
         f"{config.model.name}{'-denoiser' if config.denoiser.enabled else ''}-"
         f"{Path(config.data.dataset).stem}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
     run_dir = Path(config.output_dir) / name
     if run_dir.exists() and any(run_dir.iterdir()):
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            raise RecDenoiserError(
+                f"run directory {run_dir} already exists and is not empty: choose another name "
+                f"(--set name=...) or continue it with --resume {last}"
+            )
+        finished = (run_dir / "results.json").is_file()
         raise RecDenoiserError(
-            f"run directory {run_dir} already exists and is not empty: choose another name "
-            f"(--set name=...) or continue it with --resume {run_dir}/checkpoints/last.ckpt"
+            f"run directory {run_dir} already exists and has no checkpoint to resume "
+            + ("(the run there finished)" if finished else f"(see {run_dir / 'run.log'})")
+            + ": delete it or choose another name (--set name=...)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
@@ -222,7 +247,13 @@ def evaluate_model(
 
 
 def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
-    """Train and evaluate one model; returns the run directory and its results."""
+    """Train and evaluate one model; returns the run directory and its results.
+
+    Everything that can be checked is checked before the run directory is made (see the module
+    docstring): the model's settings before the data is read, then the model and its training
+    data are built.
+    """
+    check_model(config)  # unknown model, settings the model cannot use: before loading data
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     device = pick_device(config.train.device)
@@ -233,9 +264,14 @@ def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
     config = resolve(
         config, dataset_max_len=max_len, dataset_dropout=dropout, dataset_k_core=k_core
     )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model = build_recommender(config, dataset.n_items, dataset.n_users)
+    train_data = TrainingSequences.for_model(  # refuses e.g. a time-aware model without times
+        split, model, int(config.data.max_len), config.model.num_negatives
+    )
+    check_catalogue(split, config)
 
     run_dir = check_resume(Path(resume), config) if resume else make_run_dir(config)
-    check_catalogue(split, config)
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
@@ -246,11 +282,31 @@ def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
     root.addHandler(handler)
     try:
         with quiet_lightning():
-            return _train_in(run_dir, config, dataset, split, noise, device, started, resume)
+            return _train_in(
+                run_dir, config, dataset, split, noise, model, train_data, device, started, resume
+            )
+    except BaseException as exc:
+        _log_failure(handler, exc)
+        raise
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
         handler.close()
+
+
+def _log_failure(handler: logging.Handler, exc: BaseException) -> None:
+    """Write why the run stopped into its run.log only (the caller reports the error itself):
+    the message of a user error, the traceback of anything else."""
+    if isinstance(exc, RecDenoiserError):
+        message = f"run failed: {exc}"
+    elif isinstance(exc, Exception):
+        message = f"run failed: {type(exc).__name__}: {exc}"
+    else:  # KeyboardInterrupt, SystemExit
+        message = f"run stopped: {type(exc).__name__}"
+    bug = isinstance(exc, Exception) and not isinstance(exc, RecDenoiserError)
+    exc_info = (type(exc), exc, exc.__traceback__) if bug else None
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "%s", (message,), exc_info)
+    handler.handle(record)
 
 
 @contextlib.contextmanager
@@ -287,6 +343,8 @@ def _train_in(
     dataset: SequenceDataset,
     split: LeaveOneOutSplit,
     noise: Any,
+    model: SequentialRecommender,
+    train_data: TrainingSequences,
     device: str,
     started: float,
     resume: str | Path | None,
@@ -320,13 +378,9 @@ def _train_in(
             noise.seed,
         )
 
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    model = build_recommender(config, dataset.n_items, dataset.n_users)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model %s: %d parameters", type(model).__name__, n_params)
-    train_data = TrainingSequences.for_model(
-        split, model, int(config.data.max_len), config.model.num_negatives
-    )
+    warn_ignored_settings(config)
     module = RecommenderModule(model, build_objective(config), config, train_data)
 
     best_path = run_dir / "checkpoints" / "best.pt"
