@@ -15,7 +15,6 @@ run() {
 run sasrec-ml-1m-bce   sasrec-ml-1m
 run sasrec-ml-1m-ce    sasrec-ml-1m --set model.loss=softmax --set train.epochs=60 \
   --set train.eval_every=5 --set train.num_threads=1
-run sasrec-ml-1m-bce-sasrecnorm-120ep sasrec-ml-1m --set model.norm=sasrec \
-  --set train.epochs=120 --set train.num_threads=1
+run sasrec-ml-1m-bce-sasrecnorm sasrec-ml-1m --set model.norm=sasrec --set train.num_threads=1
 run sasrec-games-bce   sasrec-games --set train.num_threads=1
 run sasrec-beauty-bce  sasrec-beauty --set train.num_threads=1
