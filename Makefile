@@ -6,7 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= $(or $(RECDENOISER_DATA_DIR),$(wildcard ../shared/data),data)
 CONFIG ?= sasrec-ml-1m
-DATASET ?= $(patsubst sasrec-%,%,$(patsubst bert4rec-%,%,$(patsubst tisasrec-%,%,$(patsubst ssept-%,%,$(CONFIG)))))
+# the dataset to prepare: the packaged config's suffix (sasrec-games -> games); the baselines'
+# configs (fpmc, gru4rec, caser) default to ml-1m (other data: DATASET=games ARGS="--set ...")
+DATASET ?= $(if $(filter fpmc gru4rec caser,$(CONFIG)),ml-1m,$(patsubst sasrec-%,%,$(patsubst \
+  bert4rec-%,%,$(patsubst tisasrec-%,%,$(patsubst ssept-%,%,$(CONFIG))))))
 ARGS ?=
 
 .PHONY: install train test lint clean
