@@ -27,6 +27,9 @@ for variant in $variants; do
     masks-beta1e-4) extra=("${masks[@]}" --set denoiser.beta=0.0001) ;;
     masks-sequence) extra=("${masks[@]}" --set denoiser.mask_sampling=sequence) ;;
     jacobian-gamma1e-4) extra=("${jac[@]}" --set denoiser.gamma=0.0001) ;;
+    jacobian-residual) extra=("${jac[@]}" --set denoiser.jacobian_target=residual) ;;
+    full-residual-beta1e-3) extra=("${on[@]}" --set denoiser.jacobian_target=residual
+                                   --set denoiser.beta=0.001) ;;
     *) echo "unknown variant $variant" >&2; exit 2 ;;
   esac
   echo "== $variant: recdenoiser train ${common[*]} ${extra[*]}"

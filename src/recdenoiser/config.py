@@ -134,6 +134,11 @@ class DenoiserConfig(_Section):
     beta: float = Field(0.01, ge=0.0, description="weight of the L0 (expected mask density) term")
     gamma: float = Field(0.001, ge=0.0, description="weight of the Jacobian term")
     jacobian_projections: StrictInt = Field(1, gt=0)
+    jacobian_target: Literal["block", "residual"] = Field(
+        "block",
+        description="penalise ||J||^2 of each block (paper) or ||J - I||^2 (what the block adds "
+        "to its skip connections)",
+    )
     jacobian_sample: float = Field(1.0, gt=0.0, le=1.0, description="fraction of batch used")
     jacobian_every: StrictInt = Field(
         1, ge=1, description="estimate R_J every k-th step, weighted by k (k=1: every step)"

@@ -30,6 +30,22 @@ def test_estimate_matches_exact_frobenius_norm() -> None:
     assert abs(estimate.item() - exact.item()) / exact.item() < 0.03
 
 
+def test_residual_target_matches_exact_norm_of_jacobian_minus_identity() -> None:
+    block, allowed, valid = tiny_block()
+    x = torch.randn(1, 3, 4)
+    jac = torch.autograd.functional.jacobian(lambda inp: block(inp, allowed, valid), x)
+    identity = torch.eye(12).view(1, 3, 4, 1, 3, 4)
+    exact = (jac - identity).pow(2).sum()
+    assert exact < jac.pow(2).sum()  # the identity is a large part of a residual block's norm
+    inp = x.clone().requires_grad_(True)
+    out = block(inp, allowed, valid)
+    gen = torch.Generator().manual_seed(1)
+    estimate = jacobian_penalty(
+        [(inp, out)], projections=20_000, generator=gen, subtract_identity=True
+    )
+    assert abs(estimate.item() - exact.item()) / exact.item() < 0.03
+
+
 def test_penalty_is_mean_over_sequences_and_sums_blocks() -> None:
     block, allowed, valid = tiny_block()
     x = torch.randn(1, 3, 4)

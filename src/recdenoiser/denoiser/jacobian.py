@@ -6,6 +6,11 @@ to its input hidden states. It is estimated with random projections,
 and projection, built with ``create_graph=True`` so that the penalty trains the model. The value
 is averaged over the sequences of the batch (the Jacobian of a batch is block-diagonal by
 sequence), so ``gamma`` does not depend on the batch size.
+
+``subtract_identity=True`` penalises ``||J(l) - I||_F^2`` instead: the sensitivity a block adds to
+its skip connections. A residual block's Jacobian contains the identity, whose squared norm (one
+per hidden unit and real position) cannot be reduced without the block cancelling its own input;
+the paper's ``||J||_F^2`` includes it. The estimate is ``E_eta ||eta^T J - eta^T||^2``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ def jacobian_penalty(
     projections: int = 1,
     valid: Tensor | None = None,
     generator: torch.Generator | None = None,
+    subtract_identity: bool = False,
 ) -> Tensor:
     """Estimate ``sum_l ||J(l)||_F^2`` per sequence from recorded ``(input, output)`` pairs.
 
@@ -28,6 +34,7 @@ def jacobian_penalty(
         projections: number of random projections averaged per block.
         valid: optional ``[B, L, 1]`` mask; projections are zero at padding positions (their
             outputs are zero by construction anyway).
+        subtract_identity: estimate ``||J - I||_F^2`` (input and output shapes must match).
 
     Returns:
         A scalar: the estimate averaged over the batch's sequences.
@@ -42,5 +49,7 @@ def jacobian_penalty(
             if valid is not None:
                 eta = eta * valid
             (vjp,) = torch.autograd.grad(out, inp, grad_outputs=eta, create_graph=True)
+            if subtract_identity:
+                vjp = vjp - eta
             total = total + vjp.pow(2).sum()
     return total / (projections * batch)

@@ -116,7 +116,12 @@ class DenoiserObjective:
                 if masks is not None:
                     masks.noise, masks.last_logits, masks.last_allowed = None, None, None
         valid = batch.padding_mask.unsqueeze(-1).to(model.item_table().dtype)
-        return jacobian_penalty(model.encoder.block_io, cfg.jacobian_projections, valid)
+        return jacobian_penalty(
+            model.encoder.block_io,
+            cfg.jacobian_projections,
+            valid,
+            subtract_identity=cfg.jacobian_target == "residual",
+        )
 
     def _masked_step(
         self,
