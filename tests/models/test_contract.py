@@ -92,9 +92,8 @@ def test_output_shapes(name: str) -> None:
         assert model.score_candidates(batch, candidates).shape == (b, 7)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_padding_invariance(name: str) -> None:
-    model = make_model(name)
+def assert_padding_invariant(model: SequentialRecommender) -> None:
+    """Extra left padding changes neither the scores nor the hidden states of real positions."""
     with torch.no_grad():
         narrow = model.score_all(eval_batch(SHORT, keep_last=SHORT))
         wide = model.score_all(eval_batch(MAX_LEN, keep_last=SHORT))
@@ -104,9 +103,8 @@ def test_padding_invariance(name: str) -> None:
     torch.testing.assert_close(hidden_narrow, hidden_wide[:, -SHORT:], atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if MODELS.get(n).causal])
-def test_causality(name: str) -> None:
-    model = make_model(name)
+def assert_causal(model: SequentialRecommender) -> None:
+    """Changing the item at position t changes no earlier output, and changes position t's."""
     batch = eval_batch(MAX_LEN, users=1)
     start = int((batch.item_seq[0] == PAD).sum())
     with torch.no_grad():
@@ -117,6 +115,16 @@ def test_causality(name: str) -> None:
             out = model.encode(Batch(changed, batch.users, time_seq=batch.time_seq))
             torch.testing.assert_close(out[:, :t], base[:, :t], atol=1e-6, rtol=0)
             assert not torch.allclose(out[:, t], base[:, t])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_invariance(name: str) -> None:
+    assert_padding_invariant(make_model(name))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS.get(n).causal])
+def test_causality(name: str) -> None:
+    assert_causal(make_model(name))
 
 
 @pytest.mark.parametrize("name", NAMES)

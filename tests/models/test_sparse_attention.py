@@ -23,7 +23,8 @@ from tests.helpers import left_padded
 from tests.models.test_contract import (
     MAX_LEN,
     N_ITEMS,
-    SHORT,
+    assert_causal,
+    assert_padding_invariant,
     eval_batch,
     make_model,
     trainer_batch,
@@ -278,30 +279,13 @@ def test_models_use_the_configured_attention() -> None:
 @pytest.mark.parametrize("attention", BASELINES)
 @pytest.mark.parametrize("name", SELF_ATTENTIVE)
 def test_padding_invariance(name: str, attention: str) -> None:
-    model = baseline_model(name, attention)
-    with torch.no_grad():
-        narrow = model.score_all(eval_batch(SHORT, keep_last=SHORT))
-        wide = model.score_all(eval_batch(MAX_LEN, keep_last=SHORT))
-        hidden_narrow = model.encode(eval_batch(SHORT, keep_last=SHORT))
-        hidden_wide = model.encode(eval_batch(MAX_LEN, keep_last=SHORT))
-    torch.testing.assert_close(narrow, wide, atol=1e-5, rtol=0)
-    torch.testing.assert_close(hidden_narrow, hidden_wide[:, -SHORT:], atol=1e-5, rtol=0)
+    assert_padding_invariant(baseline_model(name, attention))
 
 
 @pytest.mark.parametrize("attention", BASELINES)
 @pytest.mark.parametrize("name", CAUSAL)
 def test_causality(name: str, attention: str) -> None:
-    model = baseline_model(name, attention)
-    batch = eval_batch(MAX_LEN, users=1)
-    start = int((batch.item_seq[0] == PAD).sum())
-    with torch.no_grad():
-        base = model.encode(batch)
-        for t in range(start, MAX_LEN):
-            changed = batch.item_seq.clone()
-            changed[0, t] = changed[0, t] % N_ITEMS + 1
-            out = model.encode(Batch(changed, batch.users, time_seq=batch.time_seq))
-            torch.testing.assert_close(out[:, :t], base[:, :t], atol=1e-6, rtol=0)
-            assert not torch.allclose(out[:, t], base[:, t])
+    assert_causal(baseline_model(name, attention))
 
 
 def test_sparse_pattern_hides_old_items() -> None:
