@@ -186,8 +186,15 @@ def test_denoiser_objective_runs_and_backpropagates(name: str) -> None:
 
 @pytest.mark.parametrize("name", SELF_ATTENTIVE)
 def test_all_ones_forced_mask_is_the_backbone(name: str) -> None:
-    backbone = make_model(name, fused_attention=False)
-    denoised = make_model(name, fused_attention=False)
+    assert_all_ones_mask_is_backbone(
+        make_model(name, fused_attention=False), make_model(name, fused_attention=False)
+    )
+
+
+def assert_all_ones_mask_is_backbone(
+    backbone: SequentialRecommender, denoised: SequentialRecommender
+) -> None:
+    """Two identical models; the second gets masks forced to 1: outputs must be equal."""
     assert isinstance(denoised, SelfAttentiveRecommender)
     attach_denoiser(denoised, DenoiserConfig(enabled=True))
     denoised.load_state_dict(backbone.state_dict(), strict=False)

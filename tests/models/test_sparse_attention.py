@@ -23,6 +23,7 @@ from tests.helpers import left_padded
 from tests.models.test_contract import (
     MAX_LEN,
     N_ITEMS,
+    assert_all_ones_mask_is_backbone,
     assert_causal,
     assert_padding_invariant,
     eval_batch,
@@ -378,14 +379,7 @@ def test_training_and_denoiser_objective(name: str, attention: str) -> None:
 @pytest.mark.parametrize("attention", BASELINES)
 @pytest.mark.parametrize("name", SELF_ATTENTIVE)
 def test_all_ones_forced_mask_is_the_backbone(name: str, attention: str) -> None:
-    backbone = baseline_model(name, attention, fused_attention=False)
-    denoised = baseline_model(name, attention, fused_attention=False)
-    attach_denoiser(denoised, DenoiserConfig(enabled=True))
-    denoised.load_state_dict(backbone.state_dict(), strict=False)
-    masks = denoised.mask_provider
-    assert isinstance(masks, AttentionMasks)
-    masks.forced_keep = torch.ones(len(denoised.encoder.blocks), 1, MAX_LEN, MAX_LEN)
-    denoised.eval()
-    batch = eval_batch(MAX_LEN)
-    with torch.no_grad():
-        assert torch.equal(backbone.encode(batch), denoised.encode(batch))
+    assert_all_ones_mask_is_backbone(
+        baseline_model(name, attention, fused_attention=False),
+        baseline_model(name, attention, fused_attention=False),
+    )
