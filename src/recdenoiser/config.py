@@ -143,7 +143,11 @@ class DenoiserConfig(_Section):
     jacobian_every: StrictInt = Field(
         1, ge=1, description="estimate R_J every k-th step, weighted by k (k=1: every step)"
     )
-    inference_mask: Literal["soft", "binary"] = "soft"
+    inference_mask: Literal["soft", "binary", "expected"] = Field(
+        "soft",
+        description="evaluation mask: sigmoid(phi) > 0.5 kept at sigmoid(phi) (soft) or 1 "
+        "(binary), the rest 0; or sigmoid(phi) everywhere (expected)",
+    )
     init_keep_prob: float = Field(0.9, gt=0.0, lt=1.0)
     mask_sampling: Literal["batch", "sequence"] = Field(
         "batch", description="one mask per layer per batch (paper) or one per sequence"

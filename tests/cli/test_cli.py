@@ -228,6 +228,50 @@ def test_error_evaluate_lightning_checkpoint(
     assert "format version" not in line
 
 
+def test_evaluate_inference_mask_override(
+    capsys: pytest.CaptureFixture[str],
+    planted_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recdenoiser.data.cache import CACHE_DIR_ENV
+    from recdenoiser.denoiser import AttentionMasks
+    from recdenoiser.training.checkpoint import save_checkpoint
+    from recdenoiser.training.runner import train
+    from tests.conftest import make_run_config
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    config = make_run_config(
+        planted_file, tmp_path / "runs", name="den", train={"epochs": 1}, denoiser={"enabled": True}
+    )
+    run_dir = train(config).run_dir
+    # keep probabilities of 0.3 everywhere: the paper's rule removes every entry, "expected" none
+    ckpt = load_checkpoint(run_dir)
+    masks = ckpt.model.mask_provider  # type: ignore[attr-defined]
+    assert isinstance(masks, AttentionMasks)
+    masks.phi.data.fill_(-0.8473)
+    save_checkpoint(run_dir / "checkpoints" / "best.pt", ckpt.model, ckpt.config, ckpt.dataset)
+    results = {}
+    for mode in ("soft", "binary", "expected"):
+        code, out, _ = run_cli(
+            capsys, "-q", "evaluate", str(run_dir), "--json", "--inference-mask", mode
+        )
+        assert code == 0
+        results[mode] = json.loads(out)["sampled"]
+    assert results["soft"] == results["binary"]  # nothing is above 0.5: both drop everything
+    assert results["expected"] != results["soft"]
+
+
+def test_error_inference_mask_without_denoiser(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult
+) -> None:
+    assert_user_error(
+        capsys,
+        ["evaluate", str(trained_run.run_dir), "--inference-mask", "expected"],
+        "no Rec-Denoiser attention masks",
+    )
+
+
 # --------------------------------------------------------------------------- recommend
 def test_recommend_users(capsys: pytest.CaptureFixture[str], trained_run: RunResult) -> None:
     run = str(trained_run.run_dir)

@@ -94,6 +94,8 @@ def test_inference_mask_thresholds_at_one_half() -> None:
     assert torch.allclose(soft[2:], torch.sigmoid(logits[2:]))
     masks.config = masks.config.model_copy(update={"inference_mask": "binary"})
     assert torch.equal(masks.inference_keep(logits), torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    masks.config = masks.config.model_copy(update={"inference_mask": "expected"})
+    assert torch.allclose(masks.inference_keep(logits), torch.sigmoid(logits))
 
 
 def mean_keep_probability(beta: float, steps: int = 60) -> float:

@@ -138,6 +138,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise RecDenoiserError(f"--max-users must be at least 1, got {args.max_users}")
     ckpt = _load(args.checkpoint)
     cfg = ckpt.config
+    if args.inference_mask is not None:
+        _set_inference_mask(ckpt.model, args.inference_mask, args.checkpoint)
     split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
     if cfg.data.noise_ratio > 0:
         split, _ = inject_noise(split, cfg.data.noise_ratio, cfg.data.noise_seed)
@@ -166,6 +168,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     return 0
+
+
+def _set_inference_mask(model: object, mode: str, where: str) -> None:
+    """Override the Rec-Denoiser inference mask of a loaded model (evaluate --inference-mask)."""
+    from recdenoiser.denoiser import AttentionMasks
+
+    masks = getattr(model, "mask_provider", None)
+    if not isinstance(masks, AttentionMasks):
+        raise RecDenoiserError(f"--inference-mask: {where} has no Rec-Denoiser attention masks")
+    masks.config = masks.config.model_copy(update={"inference_mask": mode})
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -288,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", choices=["valid", "test"], default="test")
     p.add_argument("--protocol", choices=["sampled", "full", "both"], default="both")
     p.add_argument("--max-users", type=int, help="evaluate a seeded random subset of users")
+    p.add_argument(
+        "--inference-mask",
+        choices=["soft", "binary", "expected"],
+        help="Rec-Denoiser checkpoints: evaluate with this inference mask, not the trained one",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_evaluate)
 

@@ -16,8 +16,11 @@ The mask is applied after the softmax and shared by the heads of a layer. During
 module emits a sampled hard mask chosen by the Rec-Denoiser objective
 (``Z1 = 1[U > sigmoid(-logit)]`` or ``Z2 = 1[U < sigmoid(logit)]``); in evaluation it emits
 the deterministic inference mask: entries with ``sigmoid(logit) <= 0.5`` are 0 and the others
-``sigmoid(logit)`` (``inference_mask="soft"``, default: the expected value of the training mask,
-as with dropout) or 1 (``"binary"``).
+``sigmoid(logit)`` (``inference_mask="soft"``, default) or 1 (``"binary"``), the paper's rule.
+``"expected"`` (beyond the paper) keeps every entry at ``sigmoid(logit)``, the expected value of
+the training mask, as with dropout: the rule's threshold removes every entry of a layer whose
+keep probabilities have all fallen to 0.5 or below, although training still drew masks that kept
+some of them.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class AttentionMasks(nn.Module):
 
     def inference_keep(self, logits: Tensor) -> Tensor:
         prob = torch.sigmoid(logits)
+        if self.config.inference_mask == "expected":
+            return prob
         kept = prob if self.config.inference_mask == "soft" else torch.ones_like(prob)
         return torch.where(prob > 0.5, kept, torch.zeros_like(prob))
 
