@@ -288,7 +288,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         try:
             node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(
+                f"override {item!r}: cannot parse the value as YAML ({problem})"
+            ) from None
     return raw
 
 

@@ -136,8 +136,11 @@ def test_malformed_overrides() -> None:
         load_config(None, ["model.hidden_size"])
     with pytest.raises(ConfigError, match="empty key"):
         load_config(None, ["=3"])
-    with pytest.raises(ConfigError, match="cannot parse"):
+    with pytest.raises(ConfigError, match="cannot parse") as err:
         load_config(None, ["model.name=[unclosed"])
+    with pytest.raises(ConfigError, match="cannot parse") as err:
+        load_config(None, ["data.columns={user: uid"])
+    assert "\n" not in str(err.value)  # one line, not PyYAML's multi-line report
 
 
 def test_bad_files(tmp_path: Path) -> None:
