@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from recdenoiser.config import DenoiserConfig, ModelConfig
 from recdenoiser.data.dataset import PAD
-from recdenoiser.denoiser import AttentionMasks, DenoiserObjective, attach_denoiser
+from recdenoiser.denoiser import attach_denoiser
 from recdenoiser.errors import ConfigError
 from recdenoiser.models import MODELS, Batch, SelfAttentiveRecommender, build_model
 from recdenoiser.models.attention import MultiHeadSelfAttention, attention_allowed
@@ -25,6 +25,7 @@ from tests.models.test_contract import (
     N_ITEMS,
     assert_all_ones_mask_is_backbone,
     assert_causal,
+    assert_denoiser_trains,
     assert_padding_invariant,
     eval_batch,
     make_model,
@@ -365,15 +366,7 @@ def test_training_and_denoiser_objective(name: str, attention: str) -> None:
     model.zero_grad()
     # Rec-Denoiser on top: masks multiply the normalised weights; the Jacobian term needs
     # second derivatives through the normaliser
-    config = DenoiserConfig(enabled=True)
-    attach_denoiser(model, config)
-    loss, logs = DenoiserObjective(config)(model, trainer_batch(model))
-    assert torch.isfinite(loss) and logs["jacobian"] > 0
-    loss.backward()
-    masks = model.mask_provider
-    assert isinstance(masks, AttentionMasks)
-    assert masks.phi.grad is not None and masks.phi.grad.abs().sum() > 0
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_denoiser_trains(model)
 
 
 @pytest.mark.parametrize("attention", BASELINES)

@@ -50,15 +50,12 @@ def build_recommender(
     max_len = config.data.max_len
     if not isinstance(max_len, int):
         raise ConfigError("data.max_len must be resolved before building a model")
-    check_model(config)
+    check_model(config)  # refuses the denoiser on models without attention
     model = build_model(config.model, n_items=n_items, max_len=max_len, n_users=n_users)
     if config.denoiser.enabled:
         from recdenoiser.denoiser import attach_denoiser
 
-        if not isinstance(model, SelfAttentiveRecommender):  # (check_model refused it already)
-            raise ConfigError(
-                f"denoiser.enabled needs a self-attentive model; {config.model.name!r} is not one"
-            )
+        assert isinstance(model, SelfAttentiveRecommender)
         attach_denoiser(model, config.denoiser)
     return model
 
