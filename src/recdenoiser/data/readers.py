@@ -1223,7 +1223,7 @@ def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         unreadable = np.zeros(n, dtype=bool)
     else:
         text = col.astype(str).str.strip()
-        null = null | text.str.lower().isin(_MISSING_TEXT).to_numpy()
+        null = null | _missing_texts(text)
         numeric = pd.to_numeric(text, errors="coerce")
         if not numeric.notna().any():  # no numeric value at all: a date column
             dates = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
