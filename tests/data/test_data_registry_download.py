@@ -261,6 +261,33 @@ def test_download_cut_short_leaves_nothing(server: tuple[str, Path], tmp_path: P
     assert download(f"{base}/whole", dest, timeout=5).read_bytes() == data
 
 
+def test_download_removes_parts_left_by_a_killed_download(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """kill -9 leaves a .part file; the next download removes it, not one being written."""
+    import os
+    import time
+
+    base, root = server
+    data = b"1 2\n"
+    (root / "f.txt").write_bytes(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".f.txt.abc123.part"
+    stale.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = out / ".f.txt.def456.part"  # another process, still downloading
+    fresh.write_bytes(b"half")
+    other = out / ".g.txt.abc123.part"  # another file's download: not ours
+    other.write_bytes(b"half")
+    os.utime(other, (old, old))
+    dest = out / "f.txt"
+    assert download(f"{base}/f.txt", dest, sha(data), timeout=5).read_bytes() == data
+    assert not stale.exists()
+    assert fresh.exists() and other.exists()
+
+
 def test_download_replaces_an_existing_html_page(server: tuple[str, Path], tmp_path: Path) -> None:
     base, root = server
     data = b"a,b,5.0,10\n"

@@ -423,3 +423,22 @@ def test_ignored_num_negatives_is_a_warning(
     caplog.clear()
     warn_ignored_settings(config)
     assert caplog.records == []
+
+
+def test_sparse_pattern_settings_without_sparse_attention_are_a_warning(
+    tiny_config: RunConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recdenoiser.training.build import warn_ignored_settings
+
+    config = tiny_config.model_copy(deep=True)
+    config.model.sparse_window = 3
+    with caplog.at_level("WARNING", logger="recdenoiser"):
+        warn_ignored_settings(config)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1
+    assert "model.sparse_window=3" in messages[0] and "'softmax'" in messages[0]
+    caplog.clear()
+    config.model.attention = "sparse_fixed"
+    with caplog.at_level("WARNING", logger="recdenoiser"):
+        warn_ignored_settings(config)
+    assert caplog.records == []

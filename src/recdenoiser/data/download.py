@@ -16,6 +16,7 @@ Nothing here runs at install or import time; downloads happen only when a user a
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import http.client
@@ -23,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -125,6 +127,27 @@ def _write_text_atomic(path: Path, text: str) -> None:
         Path(tmp_name).unlink(missing_ok=True)
 
 
+#: a partial download untouched for this long belongs to a process that was killed
+STALE_PART_SECONDS = 600.0
+
+
+def _remove_stale_parts(dest: Path) -> None:
+    """Delete partial downloads of ``dest`` left by a killed process (``kill -9``, power loss).
+
+    An interrupted download normally removes its own temporary file; one that could not (killed
+    outright) leaves ``.NAME.*.part`` beside ``dest``. Files still being written by another
+    process are recent, so only those untouched for :data:`STALE_PART_SECONDS` are removed.
+    """
+    now = time.time()
+    for part in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+        try:
+            if now - part.stat().st_mtime >= STALE_PART_SECONDS:
+                part.unlink()
+                logger.info("removed %s, left by an interrupted download", part)
+        except OSError:  # removed meanwhile by another process, or not ours to remove
+            continue
+
+
 _MISMATCH_NOTE = (
     "(the downloaded file was not kept; if this happens again, the file on the server has "
     "changed or the transfer is being altered)"
@@ -168,6 +191,7 @@ def download(
     checksum the sha256 is logged as a warning and written to ``dest.sha256``. An existing
     ``dest`` that passes the checksums (or, with none known, is neither empty nor an HTML page
     nor a broken archive) is reused without downloading; otherwise it is downloaded again.
+    Temporary files of an earlier download that was killed outright are removed first.
 
     Args:
         url: an ``http://`` or ``https://`` address.
@@ -205,6 +229,7 @@ def download(
             return extract(dest, member) if member else dest
         logger.warning("existing %s is not usable (%s); downloading again", dest, problem)
 
+    _remove_stale_parts(dest)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     logger.info("downloading %s -> %s", url, dest)

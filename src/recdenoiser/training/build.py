@@ -42,6 +42,17 @@ def warn_ignored_settings(config: RunConfig) -> None:
             model.num_negatives,
             model.loss,
         )
+    if model.attention != "sparse_fixed":
+        for key in ("sparse_window", "sparse_stride"):
+            value = getattr(model, key)
+            if value != ModelConfig.model_fields[key].default:
+                logger.warning(
+                    "model.%s=%d is ignored: it only shapes model.attention=sparse_fixed "
+                    "(this run uses %r)",
+                    key,
+                    value,
+                    model.attention,
+                )
 
 
 def build_recommender(
