@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # SASRec vs SASRec+Denoiser (positional masks, input-dependent masks) at the Rec-Denoiser paper's
 # settings: n=50 on ML-1M, n=25 on Beauty and Games, 2 blocks, 2 heads; beta=0.01, gamma=0.001.
+# Variant denoiser-tuned (not run by default): beta=0.001 and the Jacobian of the residual branch
+# (J - I), the settings the validation-only check (denoiser_check.sh) favoured.
 # Usage: RECDENOISER_DATA_DIR=../shared/data [EPOCHS=200] [THREADS=1] \
 #        bash experiments/denoiser.sh [OUT_DIR] [SEEDS] [DATASETS] [VARIANTS]
 # Runs already finished (results.json present) are skipped, so the script can be re-run to resume.
@@ -30,6 +32,8 @@ for seed in $seeds; do
         denoiser) run "$ds-denoiser-s$seed" "${base[@]}" --set denoiser.enabled=true ;;
         denoiser-input) run "$ds-denoiser-input-s$seed" "${base[@]}" --set denoiser.enabled=true \
           --set denoiser.mask_kind=input_dependent ;;
+        denoiser-tuned) run "$ds-denoiser-tuned-s$seed" "${base[@]}" --set denoiser.enabled=true \
+          --set denoiser.beta=0.001 --set denoiser.jacobian_target=residual ;;
         *) echo "unknown variant $variant" >&2; exit 2 ;;
       esac
     done

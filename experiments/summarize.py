@@ -75,7 +75,7 @@ def denoiser_table(root: Path, protocol: str) -> str:
     runs = load_runs(root)
     groups: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for name, res in runs.items():
-        m = re.fullmatch(r"(.+)-(sasrec|denoiser|denoiser-input)-s(\d+)", name)
+        m = re.fullmatch(r"(.+)-(sasrec|denoiser|denoiser-input|denoiser-tuned)-s(\d+)", name)
         if m:
             groups[(m.group(1), m.group(2))][int(m.group(3))] = res
     lines = [
@@ -89,6 +89,7 @@ def denoiser_table(root: Path, protocol: str) -> str:
             ("sasrec", "SASRec"),
             ("denoiser", "+Denoiser (positional)"),
             ("denoiser-input", "+Denoiser (input-dependent)"),
+            ("denoiser-tuned", "+Denoiser (β = 1e-3, J − I)"),
         ):
             seeds = groups.get((dataset, variant), {})
             if not seeds:
@@ -183,9 +184,9 @@ def table2(roots: list[Path]) -> str:
             if not m:
                 continue
             dataset, rest = ("beauty" if m.group(1) == "beauty-time" else m.group(1)), m.group(2)
-            if rest in ("denoiser", "denoiser-input"):  # experiments/denoiser.sh names
+            if rest in ("denoiser", "denoiser-input", "denoiser-tuned"):  # denoiser.sh names
                 rest = "sasrec-" + rest
-            if rest.endswith("-denoiser-input"):
+            if rest.endswith(("-denoiser-input", "-denoiser-tuned")):  # Table 2: paper settings
                 continue
             model, variant = (
                 (rest[: -len("-denoiser")], "denoiser")
