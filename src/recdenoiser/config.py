@@ -25,7 +25,8 @@ from recdenoiser.errors import ConfigError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # non-finite numbers are never meaningful settings (beta=inf would turn the masks into NaN)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -226,10 +227,16 @@ class RunConfig(_Section):
 
 
 # --------------------------------------------------------------------------------- loading
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def _format_validation_error(
+    err: ValidationError, source: str, overridden: frozenset[str] = frozenset()
+) -> str:
     lines = []
+    from_set = 0
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
+        if loc in overridden:
+            from_set += 1
+            loc = f"--set {loc}"
         if e["type"] == "extra_forbidden":
             section = _section_for(e["loc"][:-1])
             valid = ", ".join(section.model_fields) if section is not None else "?"
@@ -237,6 +244,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         else:
             msg = e["msg"].removeprefix("Value error, ")  # a validator's own one-line message
             lines.append(f"{loc}: {msg} (got {e.get('input')!r})")
+    if from_set == len(lines):  # every problem came from the command line, not the file
+        return "invalid configuration: " + "; ".join(lines)
     return f"invalid configuration in {source}: " + "; ".join(lines)
 
 
@@ -251,15 +260,22 @@ def _section_for(path: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "configuration") -> RunConfig:
+def _check_mapping(raw: Any, source: str) -> None:
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
         )
+
+
+def config_from_dict(
+    raw: dict[str, Any], source: str = "configuration", overridden: frozenset[str] = frozenset()
+) -> RunConfig:
+    """Validate ``raw``; errors name ``source``, or ``--set`` for the keys in ``overridden``."""
+    _check_mapping(raw, source)
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(_format_validation_error(err, source, overridden)) from None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -284,7 +300,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {p!r} is not a section")
+                raise ConfigError(
+                    f"override {item!r}: {p!r} in the config file is not a section "
+                    f"(it holds {type(node).__name__} {node!r})"
+                )
         try:
             node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError as exc:
@@ -315,8 +334,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         source = str(path)
         raw = read_yaml(path)
+        _check_mapping(raw, source)
     raw = apply_overrides(raw, overrides or [])
-    return config_from_dict(raw, source)
+    overridden = frozenset(
+        ".".join(p for p in item.split("=", 1)[0].strip().split(".") if p)
+        for item in overrides or []
+    )
+    return config_from_dict(raw, source, overridden)
 
 
 def dump_config(config: RunConfig) -> str:

@@ -16,6 +16,10 @@ class ConfigError(RecDenoiserError):
     """An invalid configuration key or value."""
 
 
+class TrainingError(RecDenoiserError):
+    """Training cannot go on: the loss became NaN or infinite (settings too large)."""
+
+
 class DataError(RecDenoiserError):
     """A data file or table that cannot be read or processed.
 

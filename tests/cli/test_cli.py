@@ -262,6 +262,57 @@ def test_evaluate_inference_mask_override(
     assert results["expected"] != results["soft"]
 
 
+def test_noise_report_on_a_run_trained_with_noise(
+    capsys: pytest.CaptureFixture[str],
+    planted_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--user shows the corrupted history the model was trained on, flagging injected items."""
+    from recdenoiser.data import LeaveOneOutSplit, inject_noise
+    from recdenoiser.data.cache import CACHE_DIR_ENV
+    from recdenoiser.training.runner import train
+    from tests.conftest import make_run_config
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    config = make_run_config(
+        planted_file,
+        tmp_path / "runs",
+        name="noisy",
+        train={"epochs": 1},
+        data={"noise_ratio": 0.3, "noise_seed": 5},
+        denoiser={"enabled": True},
+    )
+    run_dir = train(config).run_dir
+    ckpt = load_checkpoint(run_dir)
+    split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
+    noisy, noise = inject_noise(split, 0.3, 5)
+    users = [u for u in range(ckpt.dataset.n_users) if len(split.train_sequence(u))]
+    user = max(
+        users,
+        key=lambda u: int(
+            noise.replaced[noisy.train_offsets[u] : noisy.train_offsets[u + 1]].sum()
+        ),
+    )
+    raw = str(ckpt.dataset.user_ids[user])
+    code, out, _ = run_cli(capsys, "noise-report", str(run_dir), "--user", raw, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    lo, hi = noisy.train_offsets[user], noisy.train_offsets[user + 1]
+    assert [r["item"] for r in rows] == [
+        str(ckpt.dataset.item_ids[i]) for i in noisy.train_items[lo:hi]
+    ]
+    assert [r["injected"] for r in rows] == noise.replaced[lo:hi].tolist()
+    assert any(r["injected"] for r in rows)
+    assert all(0.0 <= r["keep"] <= 1.0 for r in rows)
+    code, out, _ = run_cli(capsys, "noise-report", str(run_dir), "--user", raw)
+    assert code == 0 and "30% of training items replaced (seed 5)" in out.splitlines()[0]
+    code, out, _ = run_cli(capsys, "noise-report", str(run_dir), "--json")
+    summary = json.loads(out)
+    assert summary["n_injected"] == int(noise.replaced.sum())  # max_len 20 covers every history
+    assert 0.0 <= summary["roc_auc"] <= 1.0
+
+
 def test_error_inference_mask_without_denoiser(
     capsys: pytest.CaptureFixture[str], trained_run: RunResult
 ) -> None:
@@ -366,6 +417,19 @@ def test_error_unknown_ids(capsys: pytest.CaptureFixture[str], trained_run: RunR
     run = str(trained_run.run_dir)
     assert_user_error(capsys, ["recommend", run, "--users", "1", "nobody"], "'nobody'", "user")
     assert_user_error(capsys, ["recommend", run, "--history", "5", "999"], "'999'", "item")
+
+
+def test_ids_follow_the_readers_spelling_rule(
+    capsys: pytest.CaptureFixture[str], trained_run: RunResult
+) -> None:
+    """'1.0' is how a float column spells user 1: the readers store '1', and the CLI finds it."""
+    run = str(trained_run.run_dir)
+    code, out, _ = run_cli(capsys, "recommend", run, "--users", "1.0", "-k", "3", "--json")
+    _, same, _ = run_cli(capsys, "recommend", run, "--users", "1", "-k", "3", "--json")
+    assert code == 0 and json.loads(out)[0]["items"] == json.loads(same)[0]["items"]
+    code, out, _ = run_cli(capsys, "recommend", run, "--history", "5.0", "6", "7.00", "-k", "1")
+    assert code == 0 and out.splitlines()[1].split()[1] == "8"
+    assert_user_error(capsys, ["recommend", run, "--users", "1.5"], "'1.5'", "user")
 
 
 def test_error_users_and_history(

@@ -219,6 +219,38 @@ def test_table_bad_value_line(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"{path}:3: ")
 
 
+@pytest.mark.parametrize(
+    ("rows", "line", "match"),
+    [
+        # mostly dates: the number is the odd one out, not every date
+        (
+            ["2020-01-01", "2020-01-02", "2020-01-03", "1600000000"],
+            5,
+            "expected a date like the rest of the column, got the number '1600000000'",
+        ),
+        # mostly numbers: the date is the odd one out
+        (
+            ["1600000000", "2020-01-02", "1600000002", "1600000003"],
+            3,
+            "expected unix seconds like the rest of the column, got the date '2020-01-02'",
+        ),
+    ],
+)
+def test_table_mixed_dates_and_numbers_blame_the_minority(
+    tmp_path: Path, rows: list[str], line: int, match: str
+) -> None:
+    body = "".join(f"a,x{n},{t}\n" for n, t in enumerate(rows))
+    path = write(tmp_path, "t.csv", "u,i,t\n" + body)
+    mapping = {"user": "u", "item": "i", "timestamp": "t"}
+    with pytest.raises(DataError, match=f"column 't': {match}") as info:
+        read_interactions(path, "table", columns=mapping)
+    assert str(info.value).startswith(f"{path}:{line}: ")
+    assert "also at" not in str(info.value)  # the other rows are fine
+    with pytest.warns(UserWarning, match=rf"skipped 1 malformed lines .*first at line {line}"):
+        df = read_interactions(path, "table", columns=mapping, skip_bad_lines=True)
+    assert len(df) == 3
+
+
 def test_table_wrong_field_count(tmp_path: Path) -> None:
     path = write(tmp_path, "t.csv", "u,i\na,x\nb,y,extra\n")
     with pytest.raises(DataError, match="malformed table") as info:

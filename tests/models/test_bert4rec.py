@@ -117,8 +117,8 @@ def test_inference_appends_the_mask_token_and_keeps_max_len() -> None:
     short = Batch(item_seq=left_padded([[1, 2, 3]], 5), users=torch.arange(1))
     full = Batch(item_seq=torch.arange(1, MAX_LEN + 1).view(1, -1), users=torch.arange(1))
     m = model.mask_token
-    assert model.with_mask_appended(short).item_seq.tolist() == [[0, 0, 1, 2, 3, m]]
-    appended = model.with_mask_appended(full).item_seq
+    assert model.inference_input(short).item_seq.tolist() == [[0, 0, 1, 2, 3, m]]
+    appended = model.inference_input(full).item_seq
     assert appended.shape == (1, MAX_LEN)  # the oldest item makes room for [mask]
     assert appended.tolist() == [[*range(2, MAX_LEN + 1), m]]
     with torch.no_grad():

@@ -312,9 +312,7 @@ def test_user_vector_matches_full_encoding(name: str, attention: str) -> None:
     batch = eval_batch(MAX_LEN)
     with torch.no_grad():
         fast = model.user_vector(batch)
-        if name == "bert4rec":  # scores the appended [mask]
-            batch = model.with_mask_appended(batch)  # type: ignore[operator]
-        full = model.encode(batch)[:, -1]
+        full = model.encode(model.inference_input(batch))[:, -1]  # BERT4Rec: appended [mask]
     torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
 
 

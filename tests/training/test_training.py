@@ -329,6 +329,24 @@ def test_denoiser_run_and_reload(tiny_config: RunConfig, mask_kind: str, estimat
     assert again == pytest.approx(result.results["test"]["sampled"], abs=1e-9)
 
 
+def test_diverging_loss_stops_with_a_one_line_error(tiny_config: RunConfig) -> None:
+    """beta=1e300 overflows float32: the first step's loss is infinite; nothing NaN is saved."""
+    config = RunConfig.model_validate(
+        {
+            **tiny_config.model_dump(),
+            "name": "diverged",
+            "denoiser": {"enabled": True, "beta": 1e300},
+            "train": {**tiny_config.train.model_dump(), "epochs": 1},
+        }
+    )
+    with pytest.raises(RecDenoiserError) as info:
+        train(config)
+    message = str(info.value)
+    assert "diverged at epoch 1, batch 1" in message and "denoiser.beta" in message
+    assert "\n" not in message
+    assert not (Path(config.output_dir) / "diverged" / "results.json").exists()
+
+
 def test_catalogue_size_matches(trained_run: RunResult) -> None:
     best = load_checkpoint(trained_run.run_dir)
     assert best.dataset.n_items == N_ITEMS

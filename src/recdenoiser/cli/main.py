@@ -214,26 +214,36 @@ def cmd_noise_report(args: argparse.Namespace) -> int:
         raise RecDenoiserError(f"model {ckpt.config.model.name!r} has no attention masks")
     max_len = int(ckpt.config.data.max_len)
     split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
-    if args.user is not None:
-        user = ckpt.dataset.user_index(args.user)
-        table = user_history_report(
-            model, split.train_sequence(user), ckpt.dataset.item_ids, max_len
-        )
-        if args.json:
-            print(table.to_json(orient="records", indent=2))
-        else:
-            print(f"user {args.user}: keep probability of each history item (oldest first)")
-            print(table.to_string(index=False))
-        return 0
     if args.noise_ratio is not None and not 0 < args.noise_ratio <= 0.5:
         raise RecDenoiserError(f"--noise-ratio must be in (0, 0.5], got {args.noise_ratio}")
     ratio = args.noise_ratio if args.noise_ratio is not None else ckpt.config.data.noise_ratio
+    seed = args.noise_seed if args.noise_seed is not None else ckpt.config.data.noise_seed
+    if args.user is not None:
+        user = ckpt.dataset.user_index(args.user)
+        injected = None
+        if ratio > 0:  # the history as the model was trained on it (or as --noise-ratio makes it)
+            split, noise = inject_noise(split, ratio, seed)
+            injected = noise.replaced[split.train_offsets[user] : split.train_offsets[user + 1]]
+        table = user_history_report(
+            model, split.train_sequence(user), ckpt.dataset.item_ids, max_len, user=user
+        )
+        if injected is not None:
+            table["injected"] = injected[len(injected) - len(table) :]
+        if args.json:
+            print(table.to_json(orient="records", indent=2))
+        else:
+            note = f", {ratio:.0%} of training items replaced (seed {seed})" if ratio > 0 else ""
+            print(
+                f"user {args.user}: keep probability of each history item the model sees "
+                f"(oldest first{note})"
+            )
+            print(table.to_string(index=False))
+        return 0
     if ratio <= 0:
         raise RecDenoiserError(
             "this run was trained without injected noise: pass --noise-ratio R to corrupt the "
             "training items for the report, or --user ID for one history"
         )
-    seed = args.noise_seed if args.noise_seed is not None else ckpt.config.data.noise_seed
     noisy, noise = inject_noise(split, ratio, seed)
     result = noise_detection(model, noisy, noise, max_len)
     if args.json:

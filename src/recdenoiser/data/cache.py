@@ -268,8 +268,9 @@ def load_dataset(
     else:
         if not src_path.exists():
             known = ", ".join(DATASETS.names())
+            where = "" if src_path.is_absolute() else f" (file paths are relative to {Path.cwd()})"
             raise DataError(
-                f"no such file, and not a known dataset name (known: {known})", src_path
+                f"no such file{where}, and not a known dataset name (known: {known})", src_path
             )
         path = src_path
         if path.is_dir():

@@ -18,6 +18,14 @@ from recdenoiser.errors import DataError, UnknownIdError
 PAD = 0
 
 
+def _find_id(index: dict[str, int], raw: str | int | float) -> int | None:
+    from recdenoiser.data.readers import id_text  # the readers' one id rule
+
+    text = str(raw)
+    found = index.get(text)
+    return found if found is not None else index.get(id_text(text))
+
+
 @dataclass
 class SequenceDataset:
     """Chronological item sequences, one per user.
@@ -87,21 +95,24 @@ class SequenceDataset:
         }
 
     # ---------------------------------------------------------------------------- id mapping
-    def user_index(self, raw_user: str | int) -> int:
+    def user_index(self, raw_user: str | int | float) -> int:
+        """Internal index of a raw user id, spelled as in the data or as the readers spell it
+        (``'7.0'`` and ``7.0`` find user ``'7'``, the readers' id rule)."""
         if self._user_index is None:
             self._user_index = {u: i for i, u in enumerate(self.user_ids.tolist())}
-        try:
-            return self._user_index[str(raw_user)]
-        except KeyError:
-            raise UnknownIdError(f"unknown user id {raw_user!r} in dataset {self.name!r}") from None
+        found = _find_id(self._user_index, raw_user)
+        if found is None:
+            raise UnknownIdError(f"unknown user id {raw_user!r} in dataset {self.name!r}")
+        return found
 
-    def item_index(self, raw_item: str | int) -> int:
+    def item_index(self, raw_item: str | int | float) -> int:
+        """Internal index of a raw item id (same spelling rule as :meth:`user_index`)."""
         if self._item_index is None:
             self._item_index = {it: i for i, it in enumerate(self.item_ids.tolist()) if i != PAD}
-        try:
-            return self._item_index[str(raw_item)]
-        except KeyError:
-            raise UnknownIdError(f"unknown item id {raw_item!r} in dataset {self.name!r}") from None
+        found = _find_id(self._item_index, raw_item)
+        if found is None:
+            raise UnknownIdError(f"unknown item id {raw_item!r} in dataset {self.name!r}")
+        return found
 
     # ------------------------------------------------------------------------------- storage
     def save(self, path: str | Path) -> None:

@@ -32,7 +32,7 @@ as ``978300760.0`` are accepted everywhere, and the ``table`` format floors frac
 second (its dates too). Dates (``steam``, date columns of ``table``) are taken as they are,
 including dates before 1970.
 
-Ids are strings, spelled by one rule in every reader (:func:`_id_text`): an id written as a
+Ids are strings, spelled by one rule in every reader (:func:`id_text`): an id written as a
 whole number with a trailing ``.0…`` is that integer (``1.0`` -> ``'1'``, ``42.000`` -> ``'42'``,
 so a file mixing ``1`` and ``1.0`` has one user); anything else is kept as written (``001``,
 ``0.5`` and ``1e3`` stay as they are). Float values (a float column of a table or Parquet file,
@@ -365,7 +365,7 @@ _WHOLE_DECIMAL = re.compile(r"([+-]?\d+)\.0+")
 _INT_ID = r"[+-]?\d+(?:\.0+)?"  # what the integer-id formats accept
 
 
-def _id_text(text: str) -> str:
+def id_text(text: str) -> str:
     """The id that ``text`` spells; the one rule every reader applies to ids.
 
     A whole number with a trailing ``.0…`` is that integer (``'1.0'`` -> ``'1'``,
@@ -378,14 +378,14 @@ def _id_text(text: str) -> str:
 
 
 def _spell_ids(df: pd.DataFrame) -> pd.DataFrame:
-    """Apply :func:`_id_text` to the ``user`` and ``item`` columns (only values with a dot)."""
+    """Apply :func:`id_text` to the ``user`` and ``item`` columns (only values with a dot)."""
     for name in ("user", "item"):
         if name in df.columns and len(df):
             col = df[name]
             dotted = col.str.contains(".", regex=False).to_numpy(dtype=bool, na_value=False)
             if dotted.any():
                 col = col.astype(object)
-                col[dotted] = col[dotted].map(_id_text)
+                col[dotted] = col[dotted].map(id_text)
                 df[name] = col.astype(str)
     return df
 
@@ -414,7 +414,7 @@ def _convert(token: str, kind: FieldKind, name: str) -> int | float | str:
     """Parse field ``name``; raises ValueError with a readable message that names it.
 
     Ids (``int``: an integer id, ``str``: any id) are returned as text; :func:`_finish` applies
-    :func:`_id_text` to them.
+    :func:`id_text` to them.
     """
     if kind == "time":
         return _as_time(token, name)
@@ -449,6 +449,8 @@ _EXACT_FLOAT = 2.0**53  # every integer below this is exact as a float64
 # ------------------------------------------------------------------------------ timestamps
 # What is wrong with one timestamp value (0: nothing); see _time_code and _parse_times.
 _T_OK, _T_UNREADABLE, _T_MISSING, _T_NOT_FINITE, _T_FRACTION, _T_NEGATIVE, _T_TOO_LARGE = range(7)
+# a column that mixes the two forms: the minority form is the error
+_T_DATE_AMONG_NUMBERS, _T_NUMBER_AMONG_DATES = 7, 8
 _DECIMAL_INT = re.compile(r"([+-]?\d+)\.0*")
 
 
@@ -1096,11 +1098,12 @@ def _normalise_table(
         src = fields["timestamp"]
         seconds, codes, numbers = _parse_times(df[src])
         for code in np.unique(codes[codes != _T_OK]):
-            describe = (
-                functools.partial(_expected, df[src], "unix seconds or a date")
-                if code == _T_UNREADABLE
-                else functools.partial(_describe_time, int(code), numbers)
-            )
+            if code == _T_UNREADABLE:
+                describe = functools.partial(_expected, df[src], "unix seconds or a date")
+            elif code in (_T_DATE_AMONG_NUMBERS, _T_NUMBER_AMONG_DATES):
+                describe = functools.partial(_mixed_time, df[src], int(code))
+            else:
+                describe = functools.partial(_describe_time, int(code), numbers)
             flag(codes == code, src, describe)
         out["timestamp"] = seconds
     bad = [(position(i), reason) for i, reason in sorted(reasons.items())]
@@ -1125,6 +1128,14 @@ def _also_at(positions: list[int], unit: str) -> str:
 
 def _expected(col: pd.Series, what: str, i: int) -> str:
     return f"expected {what}, got {_show(col.iloc[i])}"
+
+
+def _mixed_time(col: pd.Series, code: int, i: int) -> str:
+    rest, odd = ("unix seconds", "date") if code == _T_DATE_AMONG_NUMBERS else ("a date", "number")
+    return (
+        f"expected {rest} like the rest of the column, got the {odd} {_show(col.iloc[i])} "
+        "(write every timestamp in one form)"
+    )
 
 
 def _describe_time(code: int, numbers: np.ndarray, i: int) -> str:
@@ -1156,7 +1167,7 @@ def _table_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     what pandas makes of an integer column with a missing value. Non-integer floats keep their
     spelling (``'0.5'``); infinite floats, and integer floats of 2**53 or more (not exact), are
     unusable. Text that spells a missing value (``''``, ``'NaN'``, ``'null'``, ...) is missing.
-    Text ids are returned as written; :func:`_finish` applies :func:`_id_text`.
+    Text ids are returned as written; :func:`_finish` applies :func:`id_text`.
     """
     null = np.array(col.isna().to_numpy(), dtype=bool)  # a writable copy
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -1221,6 +1232,7 @@ def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         numeric = pd.to_numeric(col, errors="coerce")
         unreadable = np.zeros(n, dtype=bool)
+        date_among_numbers = unreadable
     else:
         text = col.astype(str).str.strip()
         null = null | _missing_texts(text)
@@ -1231,11 +1243,25 @@ def _parse_times(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         unreadable = numeric.isna().to_numpy() & ~null
         if pd.api.types.is_integer_dtype(numeric.dtype):
             return _integer_times(numeric, null)
+        if unreadable.any():  # dates among the numbers? the minority form is the mistake
+            is_number = numeric.notna().to_numpy()
+            dates = pd.to_datetime(
+                text.where(~is_number & ~null), errors="coerce", format="mixed", utc=True
+            )
+            is_date = dates.notna().to_numpy()
+            if is_date.sum() > is_number.sum():
+                seconds, codes, _ = _date_times(dates, null | is_number)
+                codes[is_number] = _T_NUMBER_AMONG_DATES
+                return seconds, codes, numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+            date_among_numbers = is_date
+        else:
+            date_among_numbers = np.zeros(n, dtype=bool)
     values = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
     codes = np.full(n, _T_OK, dtype=np.int8)
     finite = np.isfinite(values)
     codes[np.isnan(values)] = _T_MISSING
     codes[unreadable] = _T_UNREADABLE
+    codes[date_among_numbers] = _T_DATE_AMONG_NUMBERS
     codes[np.isinf(values)] = _T_NOT_FINITE
     codes[finite & (values < 0)] = _T_NEGATIVE
     codes[finite & (values >= 2.0**63)] = _T_TOO_LARGE

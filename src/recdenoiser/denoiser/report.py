@@ -3,7 +3,10 @@
 The keep score of the item at key position ``v`` is the mask's keep probability
 ``sigmoid(logit[l, u, v])`` averaged over the layers ``l`` and over the queries ``u`` that can
 attend to ``v`` (causal, not padding). ``1 - keep`` is the prune score. With positional masks the
-score depends only on the position; with input-dependent masks it also depends on the items.
+score depends only on the position; with input-dependent masks it also depends on the items (and,
+for SSE-PT, on the user). Histories are scored as the model sees them when it recommends
+(:meth:`~recdenoiser.models.base.SelfAttentiveRecommender.inference_input`: BERT4Rec's appended
+``[mask]`` included, as a query, but not reported).
 
 On training data corrupted by :func:`recdenoiser.data.inject_noise`, :func:`noise_detection`
 ranks every training item by its prune score and compares with the ground truth: ROC-AUC (0.5 is
@@ -42,11 +45,19 @@ def _masks_of(model: SelfAttentiveRecommender) -> AttentionMasks:
 
 @torch.inference_mode()
 def item_keep_scores(model: SelfAttentiveRecommender, batch: Batch) -> Tensor:
-    """``[B, L]`` keep score of each history position (NaN at padding)."""
+    """``[B, L]`` keep score of each history position (NaN at padding).
+
+    ``batch`` holds histories; the scores are computed on ``model.inference_input(batch)`` and
+    those of the tokens it appends (BERT4Rec's ``[mask]``) are left out, so column ``j`` is the
+    score of ``batch.item_seq[:, j]`` (NaN where the model does not see that column).
+    """
     masks = _masks_of(model)
     was_training = model.training
     model.eval()
     try:
+        width = batch.item_seq.shape[1]
+        appended = model.appended_at_inference
+        batch = model.inference_input(batch)
         padding_mask = batch.padding_mask
         allowed = model.allowed_attention(padding_mask)
         usable = usable_entries(allowed, padding_mask).to(torch.float32)  # [B, L, L]
@@ -54,22 +65,40 @@ def item_keep_scores(model: SelfAttentiveRecommender, batch: Batch) -> Tensor:
         summed = (probs * usable.unsqueeze(0)).sum(dim=(0, 2))  # [B, L] over layers, queries
         counts = usable.sum(1) * probs.shape[0]  # [B, L]
         scores = summed / counts.clamp_min(1.0)
-        return scores.masked_fill(~padding_mask, float("nan"))
+        scores = scores.masked_fill(~padding_mask, float("nan"))
+        seen = scores[:, : scores.shape[1] - appended]  # the history's own columns
+        unseen = torch.full(
+            (seen.shape[0], width - seen.shape[1]), float("nan"), device=seen.device
+        )  # oldest columns dropped to make room for appended tokens
+        return torch.cat([unseen, seen], dim=1)
     finally:
         model.train(was_training)
 
 
+def seen_length(model: SelfAttentiveRecommender, max_len: int) -> int:
+    """How many of the newest history items the model sees when it recommends."""
+    return max_len - model.appended_at_inference
+
+
 def user_history_report(
-    model: SelfAttentiveRecommender, history: np.ndarray, item_ids: np.ndarray, max_len: int
+    model: SelfAttentiveRecommender,
+    history: np.ndarray,
+    item_ids: np.ndarray,
+    max_len: int,
+    *,
+    user: int,
 ) -> pd.DataFrame:
-    """One row per item of ``history`` (internal ids, oldest first; the last ``max_len`` used)."""
-    history = np.asarray(history, dtype=np.int64)[-max_len:]
+    """One row per item of ``history`` the model sees (internal ids, oldest first).
+
+    ``user`` is the internal user index (models with user embeddings, such as SSE-PT, use it).
+    """
+    history = np.asarray(history, dtype=np.int64)[-seen_length(model, max_len) :]
     if len(history) == 0:
         raise RecDenoiserError("the history is empty")
     device = next(model.parameters()).device
     batch = Batch(
         item_seq=torch.from_numpy(pad_left([history], max_len)).to(device),
-        users=torch.zeros(1, dtype=torch.long, device=device),
+        users=torch.full((1,), user, dtype=torch.long, device=device),
     )
     keep = item_keep_scores(model, batch)[0, -len(history) :].cpu().numpy()
     return pd.DataFrame(
@@ -132,7 +161,7 @@ def noise_detection(
     rows: list[pd.DataFrame] = []
     for start in range(0, len(users), batch_size):
         chunk = users[start : start + batch_size]
-        seqs = [split.train_sequence(int(u))[-max_len:] for u in chunk]
+        seqs = [split.train_sequence(int(u))[-seen_length(model, max_len) :] for u in chunk]
         batch = Batch(
             item_seq=torch.from_numpy(pad_left(seqs, max_len)).to(device),
             users=torch.from_numpy(chunk).to(device),

@@ -448,7 +448,7 @@ def _history_figure(unit: Unit, row: CellRow, out: Path, label: str, tag: str) -
     lengths = np.array([min(len(split.train_sequence(int(u))), max_len) for u in users])
     user = int(users[int(np.argmax(lengths))])  # the longest (capped) history, lowest id
     table = user_history_report(
-        ckpt.model, split.train_sequence(user), ckpt.dataset.item_ids, max_len
+        ckpt.model, split.train_sequence(user), ckpt.dataset.item_ids, max_len, user=user
     )
     shown = table.tail(50)
     flags = None

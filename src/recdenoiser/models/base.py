@@ -131,6 +131,13 @@ class SelfAttentiveRecommender(SequentialRecommender):
     extra_tokens: ClassVar[int] = 0
     #: feed-forward inner width as a multiple of ``hidden_size``
     ffn_multiplier: ClassVar[int] = 1
+    #: tokens :meth:`inference_input` appends after the history (BERT4Rec's ``[mask]``: 1), so
+    #: at most ``max_len - appended_at_inference`` history items are seen at inference
+    appended_at_inference: ClassVar[int] = 0
+
+    def inference_input(self, batch: Batch) -> Batch:
+        """The batch this model encodes to score the item after each history (here: as is)."""
+        return batch
 
     @classmethod
     def check_config(cls, config: ModelConfig, max_len: int | None = None) -> None:

@@ -9,8 +9,9 @@ What differs from the shared :class:`SelfAttentiveRecommender`:
 * training (:meth:`training_batch`, run by the data pipeline on the *whole* training sequence):
   a fraction ``mask_prob`` of each sequence's items (at least one) is replaced by ``[mask]``,
   the targets are the original items at the masked positions and PAD elsewhere;
-* inference (:meth:`user_vector`): ``[mask]`` is appended after the history (the oldest item is
-  dropped when the history already fills ``max_len``) and its hidden state scores the next item;
+* inference (:meth:`inference_input`, :meth:`user_vector`): ``[mask]`` is appended after the
+  history (the oldest item is dropped when the history already fills ``max_len``) and its hidden
+  state scores the next item;
 * the output head ``GELU(h W + b)`` of the paper is applied to the encoder's output and the
   output item vectors are the (shared) input item embeddings; the FFN is ``4d`` wide.
 
@@ -41,6 +42,7 @@ class BERT4Rec(SelfAttentiveRecommender):
     causal = False
     extra_tokens = 1
     ffn_multiplier = 4
+    appended_at_inference = 1
     training_input: ClassVar[Literal["shifted", "full"]] = "full"
 
     def __init__(self, n_items: int, max_len: int, config: ModelConfig, n_users: int | None = None):
@@ -76,7 +78,7 @@ class BERT4Rec(SelfAttentiveRecommender):
         valid = batch.padding_mask.unsqueeze(-1).to(hidden.dtype)
         return self.head(hidden) * valid
 
-    def with_mask_appended(self, batch: Batch) -> Batch:
+    def inference_input(self, batch: Batch) -> Batch:
         """``item_seq`` followed by ``[mask]``, at most ``max_len`` wide (oldest column dropped)."""
         items = batch.item_seq
         if items.shape[1] >= self.max_len:
@@ -85,4 +87,4 @@ class BERT4Rec(SelfAttentiveRecommender):
         return Batch(item_seq=torch.cat([items, mask], dim=1), users=batch.users)
 
     def user_vector(self, batch: Batch) -> Tensor:
-        return self.encode(self.with_mask_appended(batch))[:, -1, :]
+        return self.encode(self.inference_input(batch))[:, -1, :]

@@ -73,12 +73,12 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     use_best = "pass the run folder or its checkpoints/best.pt"
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises several unrelated types for corrupt files
-        hint = f"; .ckpt files are Lightning resume checkpoints: {use_best}"
-        raise RecDenoiserError(
-            f"{path}: not a readable recdenoiser checkpoint ({type(exc).__name__})"
-            + (hint if path.suffix == ".ckpt" else "")
-        ) from None
+    except Exception:  # torch raises several unrelated types for corrupt files
+        if path.suffix == ".ckpt":
+            hint = f".ckpt files are Lightning resume checkpoints: {use_best}"
+        else:
+            hint = f"the file is not one saved by recdenoiser train: {use_best}"
+        raise RecDenoiserError(f"{path}: not a readable recdenoiser checkpoint; {hint}") from None
     if isinstance(payload, dict) and "pytorch-lightning_version" in payload:
         raise RecDenoiserError(
             f"{path} is a Lightning resume checkpoint (for train --resume), not a model: {use_best}"

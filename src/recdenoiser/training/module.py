@@ -8,12 +8,24 @@ import lightning as L
 import torch
 
 from recdenoiser.config import RunConfig
+from recdenoiser.errors import TrainingError
 from recdenoiser.models.base import SequentialRecommender
 from recdenoiser.models.batch import Batch
 from recdenoiser.training.data import TrainingSequences
 from recdenoiser.training.objective import Objective
 
 MASK_PARAM_PREFIX = "mask_provider."
+
+
+def _divergence_message(
+    loss: torch.Tensor, logs: dict[str, Any], epoch: int, batch_idx: int
+) -> str:
+    terms = ", ".join(f"{name} {float(value):.4g}" for name, value in logs.items())
+    return (
+        f"training diverged at epoch {epoch + 1}, batch {batch_idx + 1}: the loss is "
+        f"{float(loss.detach()):g} ({terms}); lower train.lr, denoiser.beta or denoiser.gamma, "
+        "or set train.grad_clip (checkpoints written so far are kept in the run folder)"
+    )
 
 
 class RecommenderModule(L.LightningModule):
@@ -47,6 +59,8 @@ class RecommenderModule(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, logs = self.objective(self.model, batch)
+        if not bool(torch.isfinite(loss.detach())):
+            raise TrainingError(_divergence_message(loss, logs, self.current_epoch, batch_idx))
         n = len(batch)
         for name, value in logs.items():
             self.log(
