@@ -155,6 +155,36 @@ def test_bad_files(tmp_path: Path) -> None:
         load_config(listing)
     with pytest.raises(ConfigError):
         config_from_dict({"model": 5})
+    # with --set too: the file's shape is the error, not a crash inside the override
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("hello\n")
+    for path in (listing, scalar):
+        with pytest.raises(ConfigError, match=f"{path.name}: expected a mapping"):
+            load_config(path, ["train.epochs=2"])
+    section = write_yaml(tmp_path, {"train": [1, 2]}, "section.yaml")
+    with pytest.raises(ConfigError, match="'train' in the config file is not a section"):
+        load_config(section, ["train.epochs=2"])
+
+
+@pytest.mark.parametrize("value", ["inf", "-.inf", ".nan", "1e999"])
+@pytest.mark.parametrize("key", ["denoiser.beta", "denoiser.gamma", "train.lr"])
+def test_non_finite_numbers_are_refused(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"--set {key.replace('.', '[.]')}: .*finite"):
+        load_config(None, [f"{key}={value}"])
+
+
+def test_errors_say_whether_the_file_or_set_holds_the_bad_value(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path, {"train": {"epochs": 0}}, "run.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["denoiser.beta=-1"])
+    message = str(info.value)
+    assert f"in {path}" in message  # train.epochs is the file's
+    assert "train.epochs: " in message and "--set denoiser.beta: " in message
+    good = write_yaml(tmp_path, {"train": {"epochs": 3}}, "good.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(good, ["denoiser.beta=-1"])
+    assert str(info.value).startswith("invalid configuration: --set denoiser.beta: ")
+    assert str(good) not in str(info.value)
 
 
 def test_yaml_round_trip(tmp_path: Path) -> None:
