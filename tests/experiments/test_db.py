@@ -42,7 +42,7 @@ def test_round_trip(tmp_path: Path) -> None:
         assert row.package_version == "0.1.0" and row.torch_version == "2.x"
         assert row.started_at and row.finished_at and row.started_at <= row.finished_at
         assert db.grid_spec("g") == {"name": "g", "axes": ["seed"]}
-        assert db.counts("g") == {"pending": 0, "running": 0, "done": 1, "failed": 0}
+        assert db.counts("g", True) == {"pending": 0, "running": 0, "done": 1, "failed": 0}
         assert db.claim("g", "abc") == (False, "done")  # finished cells are never re-run
         raw = db.conn.execute("SELECT metrics FROM cells").fetchone()[0]
         assert json.loads(raw) == metrics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -209,3 +210,50 @@ def test_relative_base_is_relative_to_the_grid_file(
     (folder / "configs" / "base.yaml").unlink()
     with pytest.raises(ConfigError, match=r"base 'configs/base\.yaml' .*relative to the grid"):
         load_grid(grid_file)
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragments"),
+    [
+        ({"axes": {"model.hiden_size": [8]}}, ["axis 'model.hiden_size'", "hidden_size"]),
+        ({"axes": {"variant": {"a": {"model.nope": 1}}}}, ["axis 'variant', value 'a'", "nope"]),
+        ({"axes": {"seed": [1]}, "quick": {"set": {"train.nope": 1}}}, ["quick.set", "nope"]),
+        ({"set": {"train.nope": 1}}, [": set: ", "nope"]),
+        ({"axes": {"seed": [1], "variant": {}}}, ["axis 'variant' has no values"]),
+        ({"axes": []}, ["axes is an empty list"]),
+    ],
+)
+def test_grid_mistakes_name_the_file_and_the_place(
+    tmp_path: Path, spec: dict[str, Any], fragments: list[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "base": "sasrec-ml-1m", **spec}))
+    with pytest.raises(ConfigError) as info:
+        load_grid(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_same_overrides_under_two_labels_are_one_cell_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spec = {"base": "sasrec-ml-1m", "axes": {"variant": {"a": {"seed": 1}, "b": {"seed": 1}}}}
+    with caplog.at_level("WARNING"):
+        grid = grid_from_dict(spec, name="dup")
+    assert len(grid.cells()) == 1
+    assert any("'a' and 'b' set the same overrides" in r.getMessage() for r in caplog.records)
+
+
+def test_editing_a_base_file_makes_new_cells(tmp_path: Path) -> None:
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"model": {"hidden_size": 8}}))
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"name": "g", "base": "base.yaml", "axes": {"seed": [1]}}))
+    before = load_grid(path).cells()[0].cell_id
+    assert load_grid(path).cells()[0].cell_id == before  # stable while the file is unchanged
+    base.write_text(yaml.safe_dump({"model": {"hidden_size": 16}}))
+    after = load_grid(path).cells()[0]
+    assert after.cell_id != before
+    assert after.config is not None and after.config.model.hidden_size == 16

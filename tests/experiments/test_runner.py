@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -183,3 +184,95 @@ def test_run_finished_on_disk_but_not_in_the_database_is_adopted(
     with ResultsDB(db) as conn:
         again = conn.get("adopt", row.cell_id)
     assert again is not None and again.status == "done" and again.metrics == row.metrics
+
+
+def test_a_changed_grid_reports_and_counts_only_its_current_cells(
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old cells stay stored but leave the counts and the report; a fixed failure is gone."""
+    from recdenoiser.experiments.report import build_report
+
+    spec = {
+        "name": "evolving",
+        "base": tiny_base(small_data),
+        "axes": {"seed": [1, 2], "model.dropout": [0.1, -0.5]},  # -0.5 fails at build time
+    }
+    grid_file = write_grid(tmp_path / "g.yaml", spec)
+    db = tmp_path / "r.sqlite"
+    first = run_grid(load_grid(grid_file), db, echo=lambda _: None)
+    assert first.counts == {"pending": 0, "running": 0, "done": 2, "failed": 2}
+    # drop the bad value and change a setting of every cell: four new cells, none reused
+    spec["axes"] = {"seed": [1, 2], "model.dropout": [0.2]}
+    write_grid(grid_file, spec)
+    second = run_grid(load_grid(grid_file), db, echo=lambda _: None)
+    assert second.counts == {"pending": 0, "running": 0, "done": 2, "failed": 0}
+    assert len(second.ran) == 2
+    assert main(["-q", "experiment", "run", str(grid_file), "--db", str(db)]) == 0
+    with ResultsDB(db) as conn:
+        assert len(conn.rows("evolving")) == 6  # nothing stored was deleted
+        assert conn.outdated("evolving", False) == 4
+    capsys.readouterr()
+    for source, kwargs in ((db, {}), (grid_file, {"db_path": db})):
+        files = build_report(source, tmp_path / f"rep-{source.suffix}", figures=False, **kwargs)
+        text = files.markdown.read_text()
+        assert "2 done, 0 failed, 0 pending or running" in text
+        assert "4 stored cells of an earlier version" in text
+        assert "Failed cells" not in text
+
+
+def test_quick_and_full_grids_share_a_cell_with_the_same_overrides(
+    tmp_path: Path, small_data: Path
+) -> None:
+    grid_file = write_grid(
+        tmp_path / "g.yaml",
+        {
+            "name": "shared",
+            "base": tiny_base(small_data),
+            "axes": {"seed": [1, 2]},
+            "quick": {"axes": {"seed": [1]}},
+        },
+    )
+    db = tmp_path / "r.sqlite"
+    quick = run_grid(load_grid(grid_file), db, quick=True, echo=lambda _: None)
+    assert quick.counts["done"] == 1
+    full = run_grid(load_grid(grid_file), db, echo=lambda _: None)
+    assert len(full.ran) == 1  # seed 1 is the quick run, reused
+    assert full.counts == {"pending": 0, "running": 0, "done": 2, "failed": 0}
+    with ResultsDB(db) as conn:
+        assert [r.labels["seed"] for r in conn.current_rows("shared", False)] == ["1", "2"]
+        assert [r.labels["seed"] for r in conn.current_rows("shared", True)] == ["1"]
+    lines = status_lines(load_grid(grid_file), db)
+    assert lines[0] == "grid shared: 2 cells: pending 0, running 0, done 2, failed 0"
+    assert lines[1] == "grid shared [quick]: 1 cells: pending 0, running 0, done 1, failed 0"
+
+
+def test_database_errors_are_one_line(
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid_file = write_grid(
+        tmp_path / "g.yaml", {"name": "g", "base": tiny_base(small_data), "axes": {"seed": [1]}}
+    )
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a database\n" * 50)
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    cases = [
+        (["report", str(text_file)], "not a usable results database"),
+        (["experiment", "status", str(grid_file), "--db", str(text_file)], "not a usable"),
+        (["experiment", "run", str(grid_file), "--db", str(tmp_path)], "is a folder"),
+        (["report", str(empty)], "not a recdenoiser results database"),
+        (["report", str(tmp_path / "missing.sqlite")], "results database not found"),
+        (["experiment", "run", str(grid_file), "--workers", "0"], "at least 1"),
+    ]
+    for argv, fragment in cases:
+        with pytest.raises(SystemExit) if "--workers" in argv else _nullcontext():
+            code = main(["-q", *argv])
+            assert code == 2, argv
+        err = capsys.readouterr().err
+        assert fragment in err and "Traceback" not in err, (argv, err)
+    assert empty.read_bytes() == b""  # the report did not write a schema into it
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def _nullcontext() -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()

@@ -8,6 +8,16 @@ from pathlib import Path
 from recdenoiser.experiments.runner import DEFAULT_DB
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     exp = sub.add_parser("experiment", help="run a grid of training runs into a results database")
     esub = exp.add_subparsers(dest="experiment_command", required=True, metavar="ACTION")
@@ -19,7 +29,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = esub.add_parser("run", help="run every unfinished cell (resumable)")
     common(p)
-    p.add_argument("--workers", type=int, default=1, help="cells in parallel (subprocesses)")
+    p.add_argument("--workers", type=_positive, default=1, help="cells in parallel (subprocesses)")
     p.add_argument("--runs-dir", help="where run directories go (default: the database's folder)")
     p.add_argument("--skip-failed", action="store_true", help="do not retry failed cells")
     p.set_defaults(func=cmd_run)

@@ -5,6 +5,12 @@ included) loses at most the cell it was running; finished rows are never rewritt
 run. A row left ``running`` by a process that no longer exists is taken over by the next runner:
 the row records the host, the pid and the process start time, and liveness is checked on the
 same host (a different host's running cell is left alone unless ``steal_running`` is asked).
+
+Table ``members`` lists the cells of each grid (full or quick) as last registered. When a grid
+file changes (another ``set``, fewer values), its old cells stay in ``cells`` (no result is ever
+deleted) but leave the grid's current set: counts and reports cover the current cells only. A
+quick and a full cell with the same overrides are one row, listed in both sets. Databases
+written before ``members`` existed fall back to the rows' ``quick`` column.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from recdenoiser.errors import RecDenoiserError
 
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -50,6 +58,12 @@ CREATE TABLE IF NOT EXISTS cells (
     started_at TEXT,
     finished_at TEXT,
     PRIMARY KEY (grid, cell_id)
+);
+CREATE TABLE IF NOT EXISTS members (
+    grid TEXT NOT NULL,
+    quick INTEGER NOT NULL,
+    cell_id TEXT NOT NULL,
+    PRIMARY KEY (grid, quick, cell_id)
 );
 """
 
@@ -142,15 +156,38 @@ class CellRow:
 class ResultsDB:
     """A connection to the results database (create it if needed)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, create: bool = True):
+        """Open (``create``: or create) the database at ``path``.
+
+        Raises:
+            RecDenoiserError: ``path`` is a folder or not a SQLite file, or (``create=False``)
+                does not exist or holds no results tables.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=60000")
-        self.conn.executescript(SCHEMA)
+        if self.path.is_dir():
+            raise RecDenoiserError(f"{self.path} is a folder, not a results database file")
+        if not create and not self.path.is_file():
+            raise RecDenoiserError(f"results database not found: {self.path}")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            if not create:
+                tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+                if "cells" not in tables:
+                    self.conn.close()
+                    raise RecDenoiserError(
+                        f"{self.path} is not a recdenoiser results database (no cells table)"
+                    )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            self.conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise RecDenoiserError(
+                f"{self.path} is not a usable results database (SQLite: {exc})"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -219,7 +256,49 @@ class ResultsDB:
         ).fetchone()
         return None if row is None else CellRow.from_sql(row)
 
+    def set_members(self, grid: str, quick: bool, cell_ids: list[str]) -> None:
+        """Make ``cell_ids`` the grid's current cells (full or quick); rows are kept."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM members WHERE grid=? AND quick=?", (grid, int(quick)))
+            c.executemany(
+                "INSERT OR IGNORE INTO members(grid, quick, cell_id) VALUES (?, ?, ?)",
+                [(grid, int(quick), cell_id) for cell_id in cell_ids],
+            )
+
+    def has_members(self, grid: str, quick: bool) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM members WHERE grid=? AND quick=? LIMIT 1", (grid, int(quick))
+        ).fetchone()
+        return row is not None
+
+    def current_rows(self, grid: str, quick: bool) -> list[CellRow]:
+        """The rows of the grid's current cells (see the module docstring), registration order."""
+        if not self.has_members(grid, quick):
+            return self.rows(grid, quick)  # a database from before ``members``
+        raw = self.conn.execute(
+            "SELECT cells.* FROM cells JOIN members ON members.grid = cells.grid "
+            "AND members.cell_id = cells.cell_id WHERE members.grid=? AND members.quick=? "
+            "ORDER BY cells.rowid",
+            (grid, int(quick)),
+        ).fetchall()
+        out = [CellRow.from_sql(r) for r in raw]
+        for row in out:
+            row.quick = quick  # a cell shared by the quick and the full grid
+        return out
+
+    def outdated(self, grid: str, quick: bool) -> int:
+        """Stored rows of the grid that are no longer among its current cells."""
+        if not self.has_members(grid, quick):
+            return 0
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM cells WHERE grid=? AND quick=? AND cell_id NOT IN "
+            "(SELECT cell_id FROM members WHERE grid=? AND quick=?)",
+            (grid, int(quick), grid, int(quick)),
+        ).fetchone()
+        return int(row[0])
+
     def rows(self, grid: str | None = None, quick: bool | None = None) -> list[CellRow]:
+        """Every stored row (filtered by grid and the ``quick`` flag it was registered with)."""
         sql = "SELECT * FROM cells WHERE 1=1"
         args: list[Any] = []
         if grid is not None:
@@ -231,9 +310,10 @@ class ResultsDB:
         sql += " ORDER BY grid, rowid"
         return [CellRow.from_sql(r) for r in self.conn.execute(sql, args).fetchall()]
 
-    def counts(self, grid: str, quick: bool | None = None) -> dict[str, int]:
+    def counts(self, grid: str, quick: bool) -> dict[str, int]:
+        """Rows per status among the grid's current cells."""
         out = dict.fromkeys(STATUSES, 0)
-        for row in self.rows(grid, quick):
+        for row in self.current_rows(grid, quick):
             out[row.status] = out.get(row.status, 0) + 1
         return out
 

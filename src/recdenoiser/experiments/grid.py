@@ -49,6 +49,7 @@ import copy
 import hashlib
 import itertools
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ import yaml
 
 from recdenoiser.config import RunConfig, apply_overrides, config_from_dict, read_yaml
 from recdenoiser.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 SEED_AXIS = "seed"
 #: Configuration keys whose relative values are paths relative to the file that holds them.
@@ -99,6 +102,9 @@ class Grid:
     quick_set: dict[str, Any] = field(default_factory=dict)
     quick_axes: dict[str, list[AxisValue]] = field(default_factory=dict)
     path: Path | None = None
+    #: digest of a base YAML *file*'s contents (None for a packaged name or an inline mapping),
+    #: part of every cell id so that editing the base file makes new cells
+    base_digest: str | None = None
 
     @property
     def folder(self) -> Path | None:
@@ -132,7 +138,7 @@ class Grid:
                     for key, val in value.overrides.items():
                         overrides.pop(key, None)  # keep "last writer" order for readability
                         overrides[key] = val
-                cell_id = cell_hash(self.base, overrides)
+                cell_id = cell_hash(self.base, overrides, self.base_digest)
                 if cell_id in out:  # the same run reached from another block: one cell
                     for name, label in labels.items():
                         out[cell_id].labels.setdefault(name, label)
@@ -177,9 +183,14 @@ class Grid:
         }
 
 
-def cell_hash(base: str | dict[str, Any], overrides: dict[str, Any]) -> str:
+def cell_hash(
+    base: str | dict[str, Any], overrides: dict[str, Any], base_digest: str | None = None
+) -> str:
+    content: dict[str, Any] = {"base": base, "overrides": dict(sorted(overrides.items()))}
+    if base_digest is not None:
+        content["base_file"] = base_digest
     canonical = json.dumps(
-        {"base": base, "overrides": dict(sorted(overrides.items()))},
+        content,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -219,6 +230,8 @@ def _axis(name: str, spec: Any, where: str) -> Axis:
                     f"(section.key: value), got {overrides!r}"
                 )
             values.append(AxisValue(str(label), dict(overrides)))
+        if not values:
+            raise ConfigError(f"{where}: axis {name!r} has no values")
         return Axis(name, tuple(values))
     if isinstance(spec, list):
         values = []
@@ -267,28 +280,35 @@ def _resolve_paths(raw: dict[str, Any], folder: Path, keys: tuple[str, ...] | li
             node[last] = _resolve_path(node[last], folder, key)
 
 
-def _load_base(base: Any, folder: Path | None, where: str) -> dict[str, Any]:
-    """The raw base config, its relative paths resolved against the file that holds them."""
+def _digest(raw: dict[str, Any]) -> str:
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _load_base(base: Any, folder: Path | None, where: str) -> tuple[dict[str, Any], str | None]:
+    """The raw base config, its relative paths resolved against the file that holds them, and
+    the digest of a base file's contents as written (None unless ``base`` is a file)."""
     if isinstance(base, dict):
         raw = copy.deepcopy(base)
         if folder is not None:
             _resolve_paths(raw, folder, PATH_KEYS)
-        return raw
+        return raw, None
     if base is None:
-        return {}
+        return {}, None
     if not isinstance(base, str):
         raise ConfigError(f"{where}: base must be a config name, a path or a mapping")
     written = Path(base).expanduser()
     path = folder / written if folder is not None and not written.is_absolute() else written
     if path.is_file():
         raw = _mapping(read_yaml(path), "the base config", str(path))
+        digest = _digest(raw)
         _resolve_paths(raw, path.parent.resolve(), PATH_KEYS)
-        return raw
+        return raw, digest
     from importlib import resources
 
     packaged = resources.files("recdenoiser") / "configs" / f"{base}.yaml"
     if packaged.is_file():
-        return _mapping(yaml.safe_load(packaged.read_text()) or {}, "the base config", base)
+        return _mapping(yaml.safe_load(packaged.read_text()) or {}, "the base config", base), None
     if folder is None or written.is_absolute():
         raise ConfigError(f"{where}: base {base!r} is neither a file nor a packaged config name")
     hint = ""
@@ -317,9 +337,11 @@ def grid_from_dict(
         )
     grid_name = str(raw.get("name") or name or (path.stem if path else "grid"))
     base = raw.get("base")
-    base_raw = _load_base(base, path.parent if path else None, where)
+    base_raw, base_digest = _load_base(base, path.parent if path else None, where)
     axes_spec = raw.get("axes")
     blocks_spec = axes_spec if isinstance(axes_spec, list) else [axes_spec or {}]
+    if not blocks_spec:
+        raise ConfigError(f"{where}: axes is an empty list (leave it out for a single cell)")
     blocks: list[list[Axis]] = []
     for block in blocks_spec:
         block = _mapping(block, "each entry of axes", where)
@@ -345,11 +367,50 @@ def grid_from_dict(
         quick_set=dict(_mapping(quick.get("set"), "quick.set", where)),
         quick_axes=quick_axes,
         path=path,
+        base_digest=base_digest,
     )
-    # fail early, before anything runs, on unknown keys
+    # fail early, before anything runs, on unknown keys (saying where they are written)
+    _check_keys(grid.set, f"{where}: set")
+    _check_keys(grid.quick_set, f"{where}: quick.set")
+    for block in blocks:
+        for axis in block:
+            for value in axis.values:
+                _check_keys(value.overrides, f"{where}: axis {axis.name!r}, value {value.label!r}")
     grid.cells(quick=False)
     grid.cells(quick=True)
+    _warn_merged_labels(grid, where)
     return grid
+
+
+def _check_keys(overrides: dict[str, Any], where: str) -> None:
+    for key in overrides:
+        try:
+            set_key({}, str(key), None)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def _warn_merged_labels(grid: Grid, where: str) -> None:
+    """Two values of one axis that give the same run are one cell: say so (not an error)."""
+    axes = [(a.name, a.values) for block in grid.blocks for a in block]
+    axes += [(f"quick.axes {name}", tuple(values)) for name, values in grid.quick_axes.items()]
+    for name, values in axes:
+        seen: dict[str, str] = {}
+        for value in values:
+            key = json.dumps(value.overrides, sort_keys=True, default=str)
+            if key in seen:
+                logger.warning(
+                    "%s: axis %r: values %r and %r set the same overrides (%s); they are one "
+                    "cell, labelled %r",
+                    where,
+                    name,
+                    seen[key],
+                    value.label,
+                    key,
+                    seen[key],
+                )
+            else:
+                seen[key] = value.label
 
 
 def load_grid(path: str | Path) -> Grid:

@@ -82,6 +82,7 @@ class Unit:
     rows: list[CellRow]
     failed: list[CellRow] = field(default_factory=list)
     pending: int = 0
+    outdated: int = 0  # stored cells of earlier versions of the grid, not reported
 
     @property
     def title(self) -> str:
@@ -96,12 +97,27 @@ class Unit:
         return [a for a in self.axes if a != SEED_AXIS]
 
 
-def load_units(db: ResultsDB, grids: list[str] | None = None) -> list[Unit]:
+def load_units(
+    db: ResultsDB,
+    grids: list[str] | None = None,
+    current: dict[bool, set[str]] | None = None,
+) -> list[Unit]:
+    """One unit per grid and variant (full, quick) with results: its *current* cells.
+
+    ``current`` (full/quick -> cell ids, from a grid file) overrides the cells the database
+    last registered for the grid.
+    """
     units = []
     for name in grids or db.grid_names():
         spec = db.grid_spec(name) or {}
         for quick in (False, True):
-            rows = db.rows(name, quick)
+            if current is not None:
+                ids = current.get(quick, set())
+                rows = [r for r in db.rows(name) if r.cell_id in ids]
+                outdated = sum(r.cell_id not in ids for r in db.rows(name, quick))
+            else:
+                rows = db.current_rows(name, quick)
+                outdated = db.outdated(name, quick)
             if not rows:
                 continue
             axes = list(spec.get("axes") or [])
@@ -115,6 +131,7 @@ def load_units(db: ResultsDB, grids: list[str] | None = None) -> list[Unit]:
                     rows=[r for r in rows if r.status == "done" and r.metrics],
                     failed=[r for r in rows if r.status == "failed"],
                     pending=sum(r.status in ("pending", "running") for r in rows),
+                    outdated=outdated,
                 )
             )
     return units
@@ -518,25 +535,26 @@ def build_report(
     """Write the report for a results database, or for one grid file's results."""
     source = Path(source)
     grids: list[str] | None = None
+    current: dict[bool, set[str]] | None = None
     if source.suffix in (".yaml", ".yml"):
         from recdenoiser.experiments.grid import load_grid
         from recdenoiser.experiments.runner import DEFAULT_DB
 
-        grids = [load_grid(source).name]
+        grid = load_grid(source)
+        grids = [grid.name]
+        current = {q: {c.cell_id for c in grid.cells(q)} for q in (False, True)}
         db_file = Path(db_path) if db_path is not None else DEFAULT_DB
     else:
         db_file = source
-    if not db_file.exists():
-        raise RecDenoiserError(f"results database not found: {db_file}")
     if protocol not in ("sampled", "full"):
         raise RecDenoiserError(f"protocol must be sampled or full, not {protocol!r}")
+    with ResultsDB(db_file, create=False) as db:
+        units = load_units(db, grids, current)
+    if not units:
+        raise RecDenoiserError(f"no results for {', '.join(grids or ['any grid'])} in {db_file}")
     out_dir = Path(out) if out is not None else db_file.parent / "report"
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / "figures"
-    with ResultsDB(db_file) as db:
-        units = load_units(db, grids)
-    if not units:
-        raise RecDenoiserError(f"no results for {', '.join(grids or ['any grid'])} in {db_file}")
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     md = [
         "# Experiment report",
@@ -557,6 +575,11 @@ def build_report(
         counts = (
             f"{len(unit.rows)} done, {len(unit.failed)} failed, {unit.pending} pending or running"
         )
+        if unit.outdated:
+            counts += (
+                f" ({unit.outdated} stored cells of an earlier version of this grid are kept "
+                "in the database but not reported)"
+            )
         md += [counts, ""]
         body.append(f"<p>{html.escape(counts)}</p>")
         if unit.rows:

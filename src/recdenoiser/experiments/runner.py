@@ -54,6 +54,7 @@ def register(grid: Grid, db: ResultsDB, quick: bool) -> list[Cell]:
     for cell in cells:
         config = None if cell.config is None else cell.config.model_dump(mode="json")
         db.add_cell(grid.name, cell.cell_id, cell.labels, cell.overrides, config, quick)
+    db.set_members(grid.name, quick, [cell.cell_id for cell in cells])
     return cells
 
 
@@ -310,10 +311,10 @@ def _run_parallel(
 def status_lines(grid: Grid, db_path: str | Path, quick: bool | None = None) -> list[str]:
     """Counts per status and the failures (for ``recdenoiser experiment status``)."""
     lines: list[str] = []
-    with ResultsDB(db_path) as db:
+    with ResultsDB(db_path, create=False) as db:
         for q in (False, True) if quick is None else (quick,):
             expected = {c.cell_id for c in grid.cells(q)}
-            rows = [r for r in db.rows(grid.name, q) if r.cell_id in expected]
+            rows = [r for r in db.rows(grid.name) if r.cell_id in expected]
             if q and not rows and quick is None:
                 continue
             counts = {s: 0 for s in ("pending", "running", "done", "failed")}
