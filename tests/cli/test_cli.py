@@ -624,3 +624,38 @@ def test_recommend_limits_k_per_user(trained_run: RunResult) -> None:
         rec.recommend_users(users[0])  # type: ignore[arg-type]
     with pytest.raises(RecDenoiserError, match="positive integer"):
         rec.recommend_users(users, k=2.5)  # type: ignore[arg-type]
+
+
+def test_ctrl_c_during_training_says_how_to_resume(config_file: Path, tmp_path: Path) -> None:
+    """SIGINT mid-training: exit 130, one line naming the checkpoint to --resume from."""
+    import signal
+    import time
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["RECDENOISER_CACHE_DIR"] = str(tmp_path / "cache")
+    args = ["train", str(config_file), "--set", "train.epochs=100000", "--set", "name=long"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recdenoiser.cli", "-q", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = Path(load_config_output_dir(config_file)) / "long" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert f"interrupted: training interrupted; continue with --resume {last}" in err
+
+
+def load_config_output_dir(path: Path) -> str:
+    from recdenoiser.config import load_config
+
+    return load_config(path).output_dir

@@ -1,4 +1,5 @@
-"""Validation every k epochs, best-checkpoint keeping and early stopping, in one callback.
+"""Training callbacks: validation, best-checkpoint keeping and early stopping in one; and the
+resumable training state written after every epoch.
 
 Selection uses the validation split only; the test split is never looked at during training.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +88,25 @@ class ValidateAndKeepBest(L.Callback):
         self.best_epoch = state_dict["best_epoch"]
         self.bad_validations = state_dict["bad_validations"]
         self.history = list(state_dict["history"])
+
+
+class SaveTrainingState(L.Callback):
+    """Write the full training state (``--resume``) to ``path`` after every epoch.
+
+    Written to a temporary file and renamed, so a process killed at any moment (``kill -9``
+    included) leaves the previous epoch's complete state, never a truncated file. Put it after
+    the callbacks whose state it must hold (:class:`ValidateAndKeepBest`): callbacks run in
+    list order.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)  # with optimizer and callback states
+        os.replace(tmp, self.path)
 
 
 def write_history(history: list[dict[str, Any]], path: Path) -> None:

@@ -52,7 +52,7 @@ from recdenoiser.training.build import (
     check_model,
     warn_ignored_settings,
 )
-from recdenoiser.training.callbacks import ValidateAndKeepBest, write_history
+from recdenoiser.training.callbacks import SaveTrainingState, ValidateAndKeepBest, write_history
 from recdenoiser.training.checkpoint import load_checkpoint, save_checkpoint
 from recdenoiser.training.data import TrainingSequences
 from recdenoiser.training.module import RecommenderModule
@@ -396,7 +396,6 @@ def _train_in(
     keeper = ValidateAndKeepBest(
         validate, save_best, config.train.eval_every, config.train.monitor, config.train.patience
     )
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     metrics_csv = run_dir / "metrics.csv"
@@ -406,13 +405,7 @@ def _train_in(
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
-    last = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="last",
-        save_top_k=0,
-        save_last=True,
-        save_on_train_epoch_end=True,
-    )
+    last = SaveTrainingState(run_dir / "checkpoints" / "last.ckpt")
     precision = "bf16-mixed" if config.train.precision == "bf16" else "32-true"
     trainer = L.Trainer(
         max_epochs=config.train.epochs,
@@ -427,10 +420,17 @@ def _train_in(
         limit_val_batches=0,
         gradient_clip_val=config.train.grad_clip,
         log_every_n_steps=max(1, min(50, len(train_data) // config.train.batch_size)),
-        enable_checkpointing=True,
+        enable_checkpointing=False,  # SaveTrainingState writes last.ckpt (atomically)
     )
     fit_start = time.perf_counter()
-    trainer.fit(module, ckpt_path=str(resume) if resume else None)
+    try:
+        trainer.fit(module, ckpt_path=str(resume) if resume else None)
+    except SystemExit:  # Lightning turns Ctrl-C into a clean shutdown and exit(1)
+        if not trainer.interrupted:
+            raise
+        last_ckpt = run_dir / "checkpoints" / "last.ckpt"
+        hint = f"; continue with --resume {last_ckpt}" if last_ckpt.exists() else ""
+        raise KeyboardInterrupt(f"training interrupted{hint}") from None
     train_seconds = time.perf_counter() - fit_start
     if previous_rows:  # Lightning's CSV logger starts a new file; keep the earlier epochs
         _write_csv(metrics_csv, previous_rows + _read_csv(metrics_csv))
