@@ -383,7 +383,7 @@ def sweep_figures(unit: Unit, df: pd.DataFrame, protocol: str, out: Path) -> lis
                 ax.set_xscale("log")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(f"Hit@10 ({protocol})")
-            ax.set_title(str(dataset))
+            ax.set_title(Path(str(dataset)).name)  # a file path: its name only
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
         short = key.split(".")[-1]
