@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -228,23 +229,31 @@ def test_error_evaluate_lightning_checkpoint(
     assert "format version" not in line
 
 
+def train_denoiser_run(
+    planted_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **sections: Any
+) -> Path:
+    """A one-epoch SASRec+Denoiser run on the planted data (``sections`` update its config)."""
+    from recdenoiser.data.cache import CACHE_DIR_ENV
+    from recdenoiser.training.runner import train
+    from tests.conftest import make_run_config
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    config = make_run_config(
+        planted_file, tmp_path / "runs", train={"epochs": 1}, denoiser={"enabled": True}, **sections
+    )
+    return train(config).run_dir
+
+
 def test_evaluate_inference_mask_override(
     capsys: pytest.CaptureFixture[str],
     planted_file: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from recdenoiser.data.cache import CACHE_DIR_ENV
     from recdenoiser.denoiser import AttentionMasks
     from recdenoiser.training.checkpoint import save_checkpoint
-    from recdenoiser.training.runner import train
-    from tests.conftest import make_run_config
 
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    config = make_run_config(
-        planted_file, tmp_path / "runs", name="den", train={"epochs": 1}, denoiser={"enabled": True}
-    )
-    run_dir = train(config).run_dir
+    run_dir = train_denoiser_run(planted_file, tmp_path, monkeypatch, name="den")
     # keep probabilities of 0.3 everywhere: the paper's rule removes every entry, "expected" none
     ckpt = load_checkpoint(run_dir)
     masks = ckpt.model.mask_provider  # type: ignore[attr-defined]
@@ -270,20 +279,9 @@ def test_noise_report_on_a_run_trained_with_noise(
 ) -> None:
     """--user shows the corrupted history the model was trained on, flagging injected items."""
     from recdenoiser.data import LeaveOneOutSplit, inject_noise
-    from recdenoiser.data.cache import CACHE_DIR_ENV
-    from recdenoiser.training.runner import train
-    from tests.conftest import make_run_config
 
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    config = make_run_config(
-        planted_file,
-        tmp_path / "runs",
-        name="noisy",
-        train={"epochs": 1},
-        data={"noise_ratio": 0.3, "noise_seed": 5},
-        denoiser={"enabled": True},
-    )
-    run_dir = train(config).run_dir
+    noisy_data = {"noise_ratio": 0.3, "noise_seed": 5}
+    run_dir = train_denoiser_run(planted_file, tmp_path, monkeypatch, name="noisy", data=noisy_data)
     ckpt = load_checkpoint(run_dir)
     split = LeaveOneOutSplit.from_dataset(ckpt.dataset)
     noisy, noise = inject_noise(split, 0.3, 5)
