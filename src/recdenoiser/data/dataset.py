@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from recdenoiser.data.readers import id_text
 from recdenoiser.errors import DataError, UnknownIdError
 
 PAD = 0
 
 
 def _find_id(index: dict[str, int], raw: str | int | float) -> int | None:
-    from recdenoiser.data.readers import id_text  # the readers' one id rule
-
+    """``raw`` as written, else as the readers spell ids (:func:`id_text`)."""
     text = str(raw)
     found = index.get(text)
     return found if found is not None else index.get(id_text(text))

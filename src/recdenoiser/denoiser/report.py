@@ -159,9 +159,10 @@ def noise_detection(
     if users is None:
         users = np.flatnonzero(lengths > 0)
     rows: list[pd.DataFrame] = []
+    seen = seen_length(model, max_len)
     for start in range(0, len(users), batch_size):
         chunk = users[start : start + batch_size]
-        seqs = [split.train_sequence(int(u))[-seen_length(model, max_len) :] for u in chunk]
+        seqs = [split.train_sequence(int(u))[-seen:] for u in chunk]
         batch = Batch(
             item_seq=torch.from_numpy(pad_left(seqs, max_len)).to(device),
             users=torch.from_numpy(chunk).to(device),

@@ -189,13 +189,7 @@ def cell_hash(
     content: dict[str, Any] = {"base": base, "overrides": dict(sorted(overrides.items()))}
     if base_digest is not None:
         content["base_file"] = base_digest
-    canonical = json.dumps(
-        content,
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return hashlib.sha1(canonical.encode()).hexdigest()[:12]
+    return _digest(content)
 
 
 def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
@@ -281,6 +275,7 @@ def _resolve_paths(raw: dict[str, Any], folder: Path, keys: tuple[str, ...] | li
 
 
 def _digest(raw: dict[str, Any]) -> str:
+    """12 hex digits of the sha1 of ``raw`` as canonical JSON (cell ids, base file contents)."""
     text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
