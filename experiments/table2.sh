@@ -5,10 +5,12 @@
 # denoiser settings (2 blocks, 2 heads, beta=0.01, gamma=0.001). TiSASRec needs timestamps and
 # runs on beauty-time (the Beauty data with review times) only.
 # Usage: RECDENOISER_DATA_DIR=../shared/data [EPOCHS=100] [THREADS=1] \
-#        bash experiments/table2.sh [OUT_DIR] [SEEDS] [DATASETS] [MODELS]
+#        [VARIANTS="backbone denoiser"] bash experiments/table2.sh [OUT_DIR] [SEEDS] [DATASETS] [MODELS]
 # GRU4Rec is slow on a CPU (a sequential recurrent scan, and 49 negatives scored per position):
 # it gets GRU4REC_EPOCHS (default 30) epochs instead of EPOCHS.
 # Runs already finished (results.json present) are skipped, so the script can be re-run to resume.
+# VARIANTS (default "backbone denoiser") picks which of a self-attentive model's two runs to make,
+# e.g. VARIANTS=denoiser to add the +Denoiser row next to a backbone trained earlier.
 set -euo pipefail
 out=${1:-runs/table2}
 seeds=${2:-"1"}
@@ -16,6 +18,7 @@ datasets=${3:-"ml-1m beauty games"}
 models=${4:-"fpmc gru4rec caser bert4rec ssept tisasrec"}
 threads=${THREADS:-1}
 epochs=${EPOCHS:-100}
+variants=${VARIANTS:-"backbone denoiser"}
 common=(--set train.eval_every=5 --set train.patience=4 --set train.progress=false
         --set train.num_threads="$threads" --set output_dir="$out")
 attentive=(--set model.num_blocks=2 --set model.num_heads=2)
@@ -44,9 +47,14 @@ for seed in $seeds; do
           else
             config=(ssept-ml-1m "${data[@]}" --set model.dropout=$dropout)
           fi
-          run "$ds-$model-s$seed" "$epochs" "${config[@]}" "${attentive[@]}"
-          run "$ds-$model-denoiser-s$seed" "$epochs" "${config[@]}" "${attentive[@]}" \
-            --set denoiser.enabled=true ;;
+          for variant in $variants; do
+            case $variant in
+              backbone) run "$ds-$model-s$seed" "$epochs" "${config[@]}" "${attentive[@]}" ;;
+              denoiser) run "$ds-$model-denoiser-s$seed" "$epochs" "${config[@]}" \
+                          "${attentive[@]}" --set denoiser.enabled=true ;;
+              *) echo "unknown variant $variant (backbone, denoiser)" >&2; exit 2 ;;
+            esac
+          done ;;
         *) echo "unknown model $model" >&2; exit 2 ;;
       esac
     done

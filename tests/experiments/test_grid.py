@@ -236,6 +236,17 @@ def test_grid_mistakes_name_the_file_and_the_place(
         assert fragment in message, message
 
 
+def test_an_axis_written_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "base: sasrec-ml-1m\naxes:\n  seed: [1, 2]\n  model.num_blocks: [1]\n  seed: [3]\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"line 5, column 3: duplicate key 'seed' \(first at line 3\)"
+    ):
+        load_grid(path)
+
+
 def test_same_overrides_under_two_labels_are_one_cell_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -276,3 +277,128 @@ def test_database_errors_are_one_line(
 
 def _nullcontext() -> contextlib.AbstractContextManager[None]:
     return contextlib.nullcontext()
+
+
+def test_only_runs_a_slice_and_keeps_the_whole_grid_registered(
+    tmp_path: Path, small_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid_file = write_grid(
+        tmp_path / "g.yaml",
+        {
+            "name": "slice",
+            "base": tiny_base(small_data),
+            "axes": {
+                "variant": {"a": {"model.dropout": 0.1}, "b": {"model.dropout": 0.2}},
+                "seed": [1, 2],
+            },
+        },
+    )
+    db = tmp_path / "r.sqlite"
+    grid = load_grid(grid_file)
+    summary = run_grid(grid, db, only=["seed=2", "variant=a"], echo=lambda _: None)
+    assert len(summary.ran) == 1 and summary.selected == {"done": 1}
+    assert summary.counts == {"pending": 3, "running": 0, "done": 1, "failed": 0}
+    with ResultsDB(db) as conn:
+        done = [r.labels for r in conn.rows() if r.status == "done"]
+    assert done == [{"variant": "a", "seed": "2"}]
+    # alternatives on one axis, comma-separated; the finished cell is not run again
+    code = main(
+        ["-q", "experiment", "run", str(grid_file), "--db", str(db), "--only", "seed=1,2",
+         "--only", "variant=a"]
+    )  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 selected by --only seed=1,2 variant=a, 1 finished" in out
+    assert (
+        status_lines(grid, db)[0] == "grid slice: 4 cells: pending 2, running 0, done 2, failed 0"
+    )
+    # a typo in an axis or a label is one line naming the valid ones, and runs nothing
+    for only, fragment in (
+        ("seeds=1", "no axis 'seeds'; axes: variant, seed"),
+        ("variant=c", "axis 'variant' has no value 'c'; values: a, b"),
+        ("seed", "expected AXIS=LABEL"),
+    ):
+        code = main(["-q", "experiment", "run", str(grid_file), "--db", str(db), "--only", only])
+        err = capsys.readouterr().err
+        assert code == 2 and fragment in err and "Traceback" not in err, (only, err)
+    assert (
+        status_lines(grid, db)[0] == "grid slice: 4 cells: pending 2, running 0, done 2, failed 0"
+    )
+
+
+def _killed_attempt(tmp_path: Path, small_data: Path, epochs_done: int) -> tuple[Path, Path, Any]:
+    """A 3-epoch cell whose attempt died after ``epochs_done`` epochs, as kill -9 leaves it:
+    the row still ``running`` under a dead pid, the run directory without results.json."""
+    from recdenoiser.experiments.runner import register, run_dir_for
+    from recdenoiser.training.runner import train
+
+    grid_file = write_grid(
+        tmp_path / "g.yaml",
+        {"name": "cont", "base": tiny_base(small_data, epochs=3), "axes": {"seed": [1]}},
+    )
+    grid = load_grid(grid_file)
+    db = tmp_path / "results.sqlite"
+    with ResultsDB(db) as conn:
+        (cell,) = register(grid, conn, False)
+        assert conn.claim("cont", cell.cell_id)[0]
+        conn.conn.execute("UPDATE cells SET pid=?, pid_start='gone'", (2**22 + 7,))
+        conn.conn.commit()
+    run_dir = run_dir_for(grid, cell, tmp_path, False)
+    partial = cell.config.model_copy(deep=True)
+    partial.train.epochs = epochs_done
+    partial.output_dir, partial.name = str(run_dir.parent), run_dir.name
+    train(partial)
+    (run_dir / "results.json").unlink()
+    return grid_file, db, cell
+
+
+def test_a_killed_cell_continues_from_its_last_epoch(
+    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recdenoiser.training import data as training_data
+
+    grid_file, db, cell = _killed_attempt(tmp_path, small_data, epochs_done=2)
+    assert "stale, will be re-run" in "\n".join(status_lines(load_grid(grid_file), db))
+    seen: list[int] = []
+    original = training_data._EpochBatches.__iter__
+
+    def spy(self: Any) -> Any:  # the loader sets its epoch when iteration starts
+        batches = original(self)
+        first = next(batches, None)
+        seen.append(self.epoch)
+        if first is not None:
+            yield first
+            yield from batches
+
+    monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
+    summary = run_grid(load_grid(grid_file), db, runs_root=tmp_path, echo=lambda _: None)
+    assert summary.ran == {cell.cell_id: "done"}
+    assert seen == [2]  # only the third epoch ran: epochs 1-2 came from last.ckpt
+    with ResultsDB(db) as conn:
+        row = conn.get("cont", cell.cell_id)
+    assert row is not None and row.status == "done" and row.attempts == 2
+    assert row.metrics is not None and row.metrics["epochs_run"] == 3
+
+
+def test_a_failed_cell_starts_again_from_scratch(
+    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recdenoiser.training import data as training_data
+
+    grid_file, db, cell = _killed_attempt(tmp_path, small_data, epochs_done=2)
+    with ResultsDB(db) as conn:
+        conn.finish("cont", cell.cell_id, status="failed", error="ValueError: boom")
+    seen: list[int] = []
+    original = training_data._EpochBatches.__iter__
+
+    def spy(self: Any) -> Any:  # the loader sets its epoch when iteration starts
+        batches = original(self)
+        first = next(batches, None)
+        seen.append(self.epoch)
+        if first is not None:
+            yield first
+            yield from batches
+
+    monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
+    summary = run_grid(load_grid(grid_file), db, runs_root=tmp_path, echo=lambda _: None)
+    assert summary.ran == {cell.cell_id: "done"} and seen == [0, 1, 2]

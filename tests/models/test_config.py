@@ -161,6 +161,18 @@ def test_bad_files(tmp_path: Path) -> None:
     for path in (listing, scalar):
         with pytest.raises(ConfigError, match=f"{path.name}: expected a mapping"):
             load_config(path, ["train.epochs=2"])
+    # a key written twice is refused with both lines, not resolved silently to the last one
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("model:\n  hidden_size: 50\ntrain:\n  epochs: 3\nmodel:\n  num_blocks: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(twice)
+    assert str(info.value) == (
+        f"{twice}: not valid YAML (line 5, column 1: duplicate key 'model' (first at line 1))"
+    )
+    inner = tmp_path / "inner.yaml"
+    inner.write_text("train: {epochs: 3, lr: 0.1, epochs: 4}\n")
+    with pytest.raises(ConfigError, match="line 1, column 29: duplicate key 'epochs'"):
+        load_config(inner)
     section = write_yaml(tmp_path, {"train": [1, 2]}, "section.yaml")
     with pytest.raises(ConfigError, match="'train' in the config file is not a section"):
         load_config(section, ["train.epochs=2"])

@@ -32,6 +32,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=_positive, default=1, help="cells in parallel (subprocesses)")
     p.add_argument("--runs-dir", help="where run directories go (default: the database's folder)")
     p.add_argument("--skip-failed", action="store_true", help="do not retry failed cells")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="AXIS=LABEL[,LABEL]",
+        help="run only the cells with these labels (repeatable; e.g. --only dataset=beauty "
+        "--only seed=1,2); the other cells stay in the grid for status and report",
+    )
     p.set_defaults(func=cmd_run)
 
     p = esub.add_parser("run-cell", help="run one cell (for cluster schedulers)")
@@ -68,8 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         quick=args.quick,
         runs_root=args.runs_dir,
         retry_failed=not args.skip_failed,
+        only=args.only,
     )
-    return 1 if summary.counts.get("failed") else 0
+    return 1 if summary.selected.get("failed") else 0
 
 
 def cmd_run_cell(args: argparse.Namespace) -> int:

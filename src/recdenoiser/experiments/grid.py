@@ -54,9 +54,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from recdenoiser.config import RunConfig, apply_overrides, config_from_dict, read_yaml
+from recdenoiser.config import (
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    parse_yaml,
+    read_yaml,
+)
 from recdenoiser.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -146,6 +150,37 @@ class Grid:
                     config, error = self._config(overrides)
                     out[cell_id] = Cell(cell_id, labels, overrides, config, error)
         return list(out.values())
+
+    def select(self, cells: list[Cell], only: list[str]) -> list[Cell]:
+        """The cells whose labels match every ``AXIS=LABEL[,LABEL...]`` filter of ``only``.
+
+        Filters on the same axis are alternatives (``variant=a --only variant=b`` is the same as
+        ``variant=a,b``); filters on different axes must all hold. Unknown axes and labels are a
+        :class:`ConfigError` that lists the valid ones, so a typo never selects nothing silently.
+        """
+        wanted: dict[str, set[str]] = {}
+        for spec in only:
+            axis, sep, value = spec.partition("=")
+            axis, value = axis.strip(), value.strip()
+            if not sep or not axis or not value:
+                raise ConfigError(f"--only {spec!r}: expected AXIS=LABEL, e.g. seed=1")
+            if axis not in self.axis_names:
+                raise ConfigError(
+                    f"--only {spec!r}: grid {self.name!r} has no axis {axis!r}; "
+                    f"axes: {', '.join(self.axis_names)}"
+                )
+            known = {c.labels[axis] for c in cells if axis in c.labels}
+            labels = [value] if value in known else [v.strip() for v in value.split(",")]
+            unknown = [v for v in labels if v not in known]
+            if unknown:
+                raise ConfigError(
+                    f"--only {spec!r}: axis {axis!r} has no value {unknown[0]!r}; "
+                    f"values: {', '.join(sorted(known))}"
+                )
+            wanted.setdefault(axis, set()).update(labels)
+        return [
+            c for c in cells if all(c.labels.get(axis) in labels for axis, labels in wanted.items())
+        ]
 
     def cell(self, cell_id: str, quick: bool = False) -> Cell:
         for cell in self.cells(quick):
@@ -303,7 +338,7 @@ def _load_base(base: Any, folder: Path | None, where: str) -> tuple[dict[str, An
 
     packaged = resources.files("recdenoiser") / "configs" / f"{base}.yaml"
     if packaged.is_file():
-        return _mapping(yaml.safe_load(packaged.read_text()) or {}, "the base config", base), None
+        return _mapping(parse_yaml(packaged.read_text()) or {}, "the base config", base), None
     if folder is None or written.is_absolute():
         raise ConfigError(f"{where}: base {base!r} is neither a file nor a packaged config name")
     hint = ""

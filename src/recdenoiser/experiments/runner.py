@@ -4,9 +4,12 @@ Each cell's run directory is ``RUNS/GRID[-quick]/CELL_ID`` where ``RUNS`` defaul
 folder of the results database. A cell is claimed in the database before it starts and finished
 (done with its metrics, or failed with its error) in one transaction after it ends, so a grid
 killed at any moment resumes where it stopped: finished cells are skipped and a cell left
-``running`` by a dead process is run again from scratch (its partial run directory is removed),
-unless its run directory already holds complete results (killed between the end of training and
-the database update), which are then recorded as they are.
+``running`` by a dead process continues from the last epoch it finished (its run directory's
+``checkpoints/last.ckpt``, written after every epoch; a run directory without a usable one is
+removed and the cell starts again), unless its run directory already holds complete results
+(killed between the end of training and the database update), which are then recorded as they
+are. A cell interrupted by Ctrl-C continues the same way; a cell that *failed* starts again
+from scratch.
 
 With ``workers > 1`` every cell runs in its own process (``recdenoiser experiment run-cell``),
 ``workers`` at a time, each limited to ``cpu_count // workers`` threads unless the cell's
@@ -75,6 +78,7 @@ def execute_cell(
     """Run one cell in this process; returns ``done``, ``failed`` or why it was skipped."""
     from recdenoiser.training.runner import train
 
+    before = db.get(grid.name, cell.cell_id)
     claimed, reason = db.claim(grid.name, cell.cell_id, retry_failed=retry_failed, force=force)
     if not claimed:
         return f"skipped: {reason}"
@@ -83,14 +87,21 @@ def execute_cell(
     if not force and _adopt_finished_run(grid, cell, db, run_dir):
         return "done"
     try:
-        if run_dir.exists():  # left by an attempt that was killed
-            shutil.rmtree(run_dir)
         if cell.config is None:
             raise ConfigError(cell.error or "invalid configuration")
         config = cell.config.model_copy(deep=True)
         config.output_dir = str(run_dir.parent)
         config.name = run_dir.name
-        result = train(config)
+        resume = None
+        if run_dir.exists():  # left by an attempt that did not finish
+            killed = before is not None and (
+                before.status == "running"  # its process died
+                or (before.status == "failed" and (before.error or "").startswith("interrupted"))
+            )
+            resume = _resumable(run_dir, config) if killed and not force else None
+            if resume is None:
+                shutil.rmtree(run_dir)
+        result = train(config, resume=resume)
     except KeyboardInterrupt:
         db.finish(
             grid.name,
@@ -133,6 +144,27 @@ def execute_cell(
         torch_version=_torch_version(),
     )
     return "done"
+
+
+def _resumable(run_dir: Path, config: Any) -> Path | None:
+    """``last.ckpt`` of a killed attempt when training can continue from it, else ``None``.
+
+    Only an attempt that was killed (its row left ``running``) or interrupted by Ctrl-C is
+    continued: a failed attempt starts again from scratch, since continuing it would likely fail
+    the same way.
+    """
+    from recdenoiser.training.runner import check_resume
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    try:
+        check_resume(last, config)
+    except RecDenoiserError as exc:
+        logger.info("not resuming %s (%s): starting again", run_dir, exc)
+        return None
+    logger.info("resuming the killed attempt in %s from %s", run_dir, last)
+    return last
 
 
 def _adopt_finished_run(grid: Grid, cell: Cell, db: ResultsDB, run_dir: Path) -> bool:
@@ -178,6 +210,8 @@ class GridSummary:
     total: int
     counts: dict[str, int]
     ran: dict[str, str] = field(default_factory=dict)  # cell id -> outcome of this call
+    #: counts per status of the cells selected by ``only`` (all cells without it)
+    selected: dict[str, int] = field(default_factory=dict)
 
 
 def run_grid(
@@ -188,15 +222,25 @@ def run_grid(
     quick: bool = False,
     runs_root: str | Path | None = None,
     retry_failed: bool = True,
+    only: list[str] | None = None,
     echo: Callable[[str], None] = print,
 ) -> GridSummary:
-    """Run every cell that is not finished yet (see the module docstring)."""
+    """Run every cell that is not finished yet (see the module docstring).
+
+    ``only`` restricts the run to a slice of the grid (see :meth:`Grid.select`); every cell is
+    still registered, so ``status`` and the counts keep showing the whole grid.
+    """
     db_path = Path(db_path)
     root = Path(runs_root) if runs_root is not None else db_path.parent
+    all_cells = grid.cells(quick)
+    selected = grid.select(all_cells, only) if only else all_cells
     with ResultsDB(db_path) as db:
         cells = register(grid, db, quick)
+        chosen = {c.cell_id for c in selected}
         todo = []
         for cell in cells:
+            if cell.cell_id not in chosen:
+                continue
             row = db.get(grid.name, cell.cell_id)
             assert row is not None
             if row.status == "done" or (row.status == "failed" and not retry_failed):
@@ -206,8 +250,11 @@ def run_grid(
                 continue
             todo.append(cell)
         tag = " [quick]" if quick else ""
+        scope = f"{len(cells)} cells"
+        if only:
+            scope += f", {len(chosen)} selected by --only {' '.join(only)}"
         echo(
-            f"grid {grid.name}{tag}: {len(cells)} cells, {len(cells) - len(todo)} finished or "
+            f"grid {grid.name}{tag}: {scope}, {len(chosen) - len(todo)} finished or "
             f"running elsewhere, {len(todo)} to run (workers={workers}, db={db_path})"
         )
         ran: dict[str, str] = {}
@@ -222,8 +269,17 @@ def run_grid(
         else:
             ran = _run_parallel(grid, todo, db, db_path, root, workers, quick, retry_failed, echo)
         counts = db.counts(grid.name, quick)
+        selected_counts = dict(counts)
+        if only:
+            selected_counts = {}
+            for cell_id in chosen:
+                row = db.get(grid.name, cell_id)
+                status = row.status if row is not None else "pending"
+                selected_counts[status] = selected_counts.get(status, 0) + 1
     echo(f"grid {grid.name}{tag}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return GridSummary(total=len(cells), counts=counts, ran=ran)
+    if only:
+        echo("selected cells: " + ", ".join(f"{k} {v}" for k, v in selected_counts.items()))
+    return GridSummary(total=len(cells), counts=counts, ran=ran, selected=selected_counts)
 
 
 def _outcome_line(db: ResultsDB, grid: Grid, cell: Cell, outcome: str) -> str:
