@@ -13,6 +13,7 @@ import torch
 from recdenoiser.config import RunConfig
 from recdenoiser.data.cache import CACHE_DIR_ENV
 from recdenoiser.data.dataset import SequenceDataset
+from recdenoiser.training import data as training_data
 from tests.helpers import N_ITEMS, dataset_from_sequences, planted_sequences, write_user_item
 
 torch.set_num_threads(1)
@@ -107,3 +108,25 @@ def _restore_logging() -> Iterator[None]:
         logger.setLevel(level)
         logger.handlers[:] = handlers
         logger.propagate = propagate
+
+
+@pytest.fixture()
+def epoch_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the epoch counter each epoch's batches are drawn with.
+
+    ``_EpochBatches.__iter__`` is a generator: it reads ``epoch`` when the first batch is drawn,
+    so the spy records it at that moment too (not when ``iter()`` is called).
+    """
+    seen: list[int] = []
+    original = training_data._EpochBatches.__iter__
+
+    def spy(self: Any) -> Any:
+        batches = original(self)
+        first = next(batches, None)
+        seen.append(self.epoch)
+        if first is not None:
+            yield first
+            yield from batches
+
+    monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
+    return seen

@@ -318,29 +318,29 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, except that a key written twice in one mapping is an error.
 
     Plain PyYAML keeps the last value, so a duplicated ``model:`` section or axis would silently
-    drop the first one.
+    drop the first one. Keys are compared as written (tag and text), when the mapping is
+    composed: merge keys (``<<: *anchor``) are expanded later and may still be overridden.
     """
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, yaml.Mark] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.get(key)
-                except TypeError:  # an unhashable key: PyYAML's own error follows
-                    continue
-                if first is not None:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {key!r} (first at line {first.line + 1})",
-                        key_node.start_mark,
-                    )
-                seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        node = super().compose_mapping_node(anchor)
+        seen: dict[tuple[str, str], yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+                continue
+            key = (key_node.tag, key_node.value)
+            first = seen.setdefault(key, key_node.start_mark)
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key_node.value!r} (first at line {first.line + 1})",
+                    key_node.start_mark,
+                )
+        return node
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def parse_yaml(text: str) -> Any:
@@ -352,9 +352,14 @@ def read_yaml(path: str | Path, what: str = "config") -> Any:
     """The parsed YAML document at ``path`` (``{}`` when empty); one-line ConfigError otherwise."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} on line {line})"
+        ) from None
     try:
         return parse_yaml(text) or {}
     except yaml.YAMLError as exc:

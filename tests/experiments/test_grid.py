@@ -115,6 +115,34 @@ def test_union_of_blocks_shares_cells_and_merges_labels() -> None:
     assert len(shared) == 1
 
 
+def test_select_slices_and_refuses_filters_that_match_nothing() -> None:
+    grid = grid_from_dict(
+        {
+            "base": BASE,
+            "axes": [
+                {"denoiser.beta": [0.1, 1.0e-3, 0.0010000001], "seed": [1, 2]},
+                {"denoiser.gamma": [0.1], "variant": {" spaced ": {}, "a,b": {"seed": 3}}},
+            ],
+        }
+    )
+    cells = grid.cells()
+    # a float label keeps every digit when the short form would merge two values
+    assert {c.labels.get("denoiser.beta") for c in cells} >= {"0.001", "0.0010000001"}
+    picked = grid.select(cells, ["denoiser.beta=0.001", "seed=1,2"])
+    assert [c.labels["seed"] for c in picked] == ["1", "2"]
+    assert all(c.overrides["denoiser.beta"] == 1.0e-3 for c in picked)
+    # labels with spaces or commas are matched as written
+    assert len(grid.select(cells, ["variant= spaced "])) == 1
+    assert grid.select(cells, ["variant=a,b"])[0].overrides["seed"] == 3
+    with pytest.raises(ConfigError, match=r"no cell of grid .* has all of these labels"):
+        grid.select(cells, ["denoiser.beta=0.1", "denoiser.gamma=0.1"])  # different blocks
+
+
+def test_two_values_with_one_label_are_refused() -> None:
+    with pytest.raises(ConfigError, match="axis 'seed' has two values labelled '1'"):
+        grid_from_dict({"base": BASE, "axes": {"seed": [1, "1"]}})
+
+
 def test_errors_unknown_key_and_invalid_value() -> None:
     with pytest.raises(ConfigError, match=r"unknown configuration key 'model\.nope'"):
         grid_from_dict({"base": BASE, "axes": {"model.nope": [1]}})

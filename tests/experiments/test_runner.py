@@ -353,27 +353,14 @@ def _killed_attempt(tmp_path: Path, small_data: Path, epochs_done: int) -> tuple
 
 
 def test_a_killed_cell_continues_from_its_last_epoch(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, small_data: Path, epoch_spy: list[int]
 ) -> None:
-    from recdenoiser.training import data as training_data
-
     grid_file, db, cell = _killed_attempt(tmp_path, small_data, epochs_done=2)
+    epoch_spy.clear()  # the epochs of the killed attempt
     assert "stale, will be re-run" in "\n".join(status_lines(load_grid(grid_file), db))
-    seen: list[int] = []
-    original = training_data._EpochBatches.__iter__
-
-    def spy(self: Any) -> Any:  # the loader sets its epoch when iteration starts
-        batches = original(self)
-        first = next(batches, None)
-        seen.append(self.epoch)
-        if first is not None:
-            yield first
-            yield from batches
-
-    monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
     summary = run_grid(load_grid(grid_file), db, runs_root=tmp_path, echo=lambda _: None)
     assert summary.ran == {cell.cell_id: "done"}
-    assert seen == [2]  # only the third epoch ran: epochs 1-2 came from last.ckpt
+    assert epoch_spy == [2]  # only the third epoch ran: epochs 1-2 came from last.ckpt
     with ResultsDB(db) as conn:
         row = conn.get("cont", cell.cell_id)
     assert row is not None and row.status == "done" and row.attempts == 2
@@ -381,24 +368,43 @@ def test_a_killed_cell_continues_from_its_last_epoch(
 
 
 def test_a_failed_cell_starts_again_from_scratch(
-    tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, small_data: Path, epoch_spy: list[int]
 ) -> None:
-    from recdenoiser.training import data as training_data
-
     grid_file, db, cell = _killed_attempt(tmp_path, small_data, epochs_done=2)
+    epoch_spy.clear()  # the epochs of the killed attempt
     with ResultsDB(db) as conn:
         conn.finish("cont", cell.cell_id, status="failed", error="ValueError: boom")
-    seen: list[int] = []
-    original = training_data._EpochBatches.__iter__
-
-    def spy(self: Any) -> Any:  # the loader sets its epoch when iteration starts
-        batches = original(self)
-        first = next(batches, None)
-        seen.append(self.epoch)
-        if first is not None:
-            yield first
-            yield from batches
-
-    monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
     summary = run_grid(load_grid(grid_file), db, runs_root=tmp_path, echo=lambda _: None)
-    assert summary.ran == {cell.cell_id: "done"} and seen == [0, 1, 2]
+    assert summary.ran == {cell.cell_id: "done"} and epoch_spy == [0, 1, 2]
+
+
+def test_a_cell_whose_worker_was_killed_continues_even_with_skip_failed(
+    tmp_path: Path, small_data: Path, epoch_spy: list[int]
+) -> None:
+    grid_file, db, cell = _killed_attempt(tmp_path, small_data, epochs_done=2)
+    epoch_spy.clear()  # the epochs of the killed attempt
+    with ResultsDB(db) as conn:  # what run --workers N records for a worker killed by a signal
+        conn.finish(
+            "cont", cell.cell_id, status="failed", error="killed by signal 9: worker exited ..."
+        )
+    summary = run_grid(
+        load_grid(grid_file), db, runs_root=tmp_path, retry_failed=False, echo=lambda _: None
+    )
+    assert summary.ran == {cell.cell_id: "done"} and epoch_spy == [2]
+
+
+def test_a_killed_cell_whose_data_changed_starts_again(
+    tmp_path: Path, small_data: Path, epoch_spy: list[int]
+) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text(small_data.read_text())
+    grid_file, db, cell = _killed_attempt(tmp_path, data, epochs_done=2)
+    epoch_spy.clear()  # the epochs of the killed attempt
+    with data.open("a") as fh:  # a new item: the saved weights no longer fit
+        fh.write("".join(f"{u} 999\n" for u in range(1, 6)))
+    summary = run_grid(load_grid(grid_file), db, runs_root=tmp_path, echo=lambda _: None)
+    assert summary.ran == {cell.cell_id: "done"} and epoch_spy == [0, 1, 2]
+    with ResultsDB(db) as conn:
+        row = conn.get("cont", cell.cell_id)
+    assert row is not None and row.error is None and row.metrics is not None
+    assert row.metrics["epochs_run"] == 3

@@ -15,6 +15,7 @@ from recdenoiser.config import (
     config_from_dict,
     dump_config,
     load_config,
+    read_yaml,
     resolve,
 )
 from recdenoiser.errors import ConfigError
@@ -173,6 +174,17 @@ def test_bad_files(tmp_path: Path) -> None:
     inner.write_text("train: {epochs: 3, lr: 0.1, epochs: 4}\n")
     with pytest.raises(ConfigError, match="line 1, column 29: duplicate key 'epochs'"):
         load_config(inner)
+    # merge keys may override what they merge, also when the result is merged again
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(
+        "common: &c {dropout: 0.2, num_blocks: 1}\nstrong: &s\n  <<: *c\n  dropout: 0.5\n"
+        "model:\n  <<: *s\n  num_heads: 1\n"
+    )
+    assert read_yaml(merged)["model"] == {"dropout": 0.5, "num_blocks": 1, "num_heads": 1}
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b'seed: 1\ndata: {dataset: "\xff\xfe"}\n')
+    with pytest.raises(ConfigError, match=r"not a UTF-8 text file \(byte 0xff on line 2\)"):
+        load_config(binary)
     section = write_yaml(tmp_path, {"train": [1, 2]}, "section.yaml")
     with pytest.raises(ConfigError, match="'train' in the config file is not a section"):
         load_config(section, ["train.epochs=2"])

@@ -25,7 +25,7 @@ from recdenoiser.training.build import build_recommender
 from recdenoiser.training.checkpoint import load_checkpoint, save_checkpoint
 from recdenoiser.training.runner import RunResult, train
 from tests.conftest import make_run_config
-from tests.helpers import N_ITEMS, PopularityScorer, left_padded
+from tests.helpers import N_ITEMS, PopularityScorer, left_padded, write_user_item
 
 METRIC_KEYS = ("hit@1", "hit@5", "hit@10", "ndcg@1", "ndcg@5", "ndcg@10", "mrr")
 
@@ -46,28 +46,6 @@ def evaluate_like_run(model: Any, split: LeaveOneOutSplit, config: RunConfig, st
         ks=tuple(config.eval.ks),
         seed=config.eval.seed,
     )
-
-
-@pytest.fixture()
-def epoch_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records the epoch counter each epoch's batches are drawn with.
-
-    ``_EpochBatches.__iter__`` is a generator: it reads ``epoch`` when the first batch is drawn,
-    so the spy records it at that moment too (not when ``iter()`` is called).
-    """
-    seen: list[int] = []
-    original = training_data._EpochBatches.__iter__
-
-    def spy(self: Any) -> Any:
-        batches = original(self)
-        first = next(batches, None)
-        seen.append(self.epoch)
-        if first is not None:
-            yield first
-            yield from batches
-
-    monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
-    return seen
 
 
 # ----------------------------------------------------------------------------- quality
@@ -277,6 +255,43 @@ def test_resume_continues_from_last_checkpoint(resumed: dict[str, Any]) -> None:
     assert (
         best.info["epoch"] == int(np.argmax(scores)) + 1 == resumed["resumed"].results["best_epoch"]
     )
+
+
+def test_resume_after_an_early_stop_trains_no_further() -> None:
+    """A run killed during its final test evaluation, after early stopping, is resumed from a
+    state that says so: the stop stands (no extra epochs, which would change its results)."""
+    from types import SimpleNamespace
+
+    from recdenoiser.training.callbacks import ValidateAndKeepBest
+
+    def keeper() -> ValidateAndKeepBest:
+        return ValidateAndKeepBest(lambda: None, lambda _: None, 1, "ndcg@10", 2)  # type: ignore[arg-type,return-value]
+
+    stopped, running = keeper(), keeper()
+    state = {"best_score": 0.5, "best_epoch": 3, "bad_validations": 2, "history": []}
+    stopped.load_state_dict(state)
+    running.load_state_dict({**state, "bad_validations": 1})
+    for callback, should_stop in ((stopped, True), (running, False)):
+        trainer = SimpleNamespace(should_stop=False)
+        callback.on_train_start(trainer, None)  # type: ignore[arg-type]
+        assert trainer.should_stop is should_stop
+
+
+def test_resume_refuses_other_data(tmp_path: Path, planted: list[list[int]]) -> None:
+    data = write_user_item(tmp_path / "data.txt", planted)
+    config = make_run_config(data, tmp_path / "runs", name="r", train={"epochs": 1})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+        run = train(config)
+        stored = json.loads((run.run_dir / "data.json").read_text())
+        assert stored["n_items"] > 0 and len(stored["sha256"]) == 64
+        with data.open("a") as fh:
+            fh.write("1 9999\n")
+        with pytest.raises(RecDenoiserError, match="--resume: the data differs") as info:
+            train(config, resume=run.run_dir / "checkpoints" / "last.ckpt")
+    message = str(info.value)
+    assert f"{stored['n_items']} items, sha256 {stored['sha256'][:12]} then" in message
+    assert f"{stored['n_items'] + 1} items" in message and "\n" not in message
 
 
 def test_resume_keeps_metrics_csv_history(resumed: dict[str, Any]) -> None:

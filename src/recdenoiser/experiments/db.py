@@ -103,6 +103,10 @@ def pid_alive(pid: int, start: str | None) -> bool:
     return start is None or fields[19] == start
 
 
+#: how the error of an attempt that was interrupted or killed from outside begins
+CUT_SHORT = ("interrupted", "killed")
+
+
 @dataclass
 class CellRow:
     grid: str
@@ -124,6 +128,12 @@ class CellRow:
     attempts: int
     started_at: str | None
     finished_at: str | None
+
+    @property
+    def cut_short(self) -> bool:
+        """A failed attempt that did not fail by itself: interrupted (Ctrl-C) or killed by a
+        signal. Such a cell continues from its last epoch, even with ``--skip-failed``."""
+        return self.status == "failed" and (self.error or "").startswith(CUT_SHORT)
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> CellRow:
@@ -349,7 +359,7 @@ class ResultsDB:
             if not force:
                 if row.status == "done":
                     return False, "done"
-                if row.status == "failed" and not retry_failed:
+                if row.status == "failed" and not retry_failed and not row.cut_short:
                     return False, "failed"
                 if row.status == "running" and not steal_running:
                     alive = row.hostname != socket.gethostname() or (

@@ -25,8 +25,10 @@ one-dimensional sweeps plus a baseline. Write floats in YAML with a dot (``1.0e-
 Every cell's overrides are applied in this order: ``base`` < ``set`` < ``quick.set`` < axes in
 file order (a later axis wins over an earlier one for the same key). The cell id is a hash of
 the base reference and the final ``key -> value`` overrides, so it does not depend on the axis
-order, on labels or on later additions of defaults to :class:`~recdenoiser.config.RunConfig`;
-quick cells differ from full cells because their overrides differ.
+order, on labels or on later additions of defaults to :class:`~recdenoiser.config.RunConfig`.
+A quick cell is a different cell from every full cell when ``quick.set`` changes its overrides;
+with ``quick.axes`` alone, a quick cell *is* the full cell with the same values (one run, done
+once, counted by both).
 
 Relative paths are relative to the file that holds them, never to the current directory, so a
 grid runs the same from any folder (and in the ``run-cell`` subprocesses):
@@ -170,7 +172,11 @@ class Grid:
                     f"axes: {', '.join(self.axis_names)}"
                 )
             known = {c.labels[axis] for c in cells if axis in c.labels}
-            labels = [value] if value in known else [v.strip() for v in value.split(",")]
+            raw = spec.partition("=")[2]
+            if raw in known or value in known:  # a label with spaces or commas, as written
+                labels = [raw if raw in known else value]
+            else:
+                labels = [v.strip() for v in value.split(",")]
             unknown = [v for v in labels if v not in known]
             if unknown:
                 raise ConfigError(
@@ -178,9 +184,15 @@ class Grid:
                     f"values: {', '.join(sorted(known))}"
                 )
             wanted.setdefault(axis, set()).update(labels)
-        return [
+        chosen = [
             c for c in cells if all(c.labels.get(axis) in labels for axis, labels in wanted.items())
         ]
+        if not chosen:
+            raise ConfigError(
+                f"--only {' '.join(only)}: no cell of grid {self.name!r} has all of these labels "
+                "(axes of different blocks of a union grid never meet in one cell)"
+            )
+        return chosen
 
     def cell(self, cell_id: str, quick: bool = False) -> Cell:
         for cell in self.cells(quick):
@@ -241,7 +253,8 @@ def _label(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"  # 0.001, 1e-05, 0 (six significant digits)...
+        return short if float(short) == value else repr(value)  # ...unless that loses digits
     if isinstance(value, dict):
         return ",".join(f"{k.split('.')[-1]}={_label(v)}" for k, v in value.items())
     return str(value)
@@ -271,10 +284,24 @@ def _axis(name: str, spec: Any, where: str) -> Axis:
                 values.append(AxisValue(_label(item), {name: item}))
         if not values:
             raise ConfigError(f"{where}: axis {name!r} has no values")
+        _check_labels(name, values, where)
         return Axis(name, tuple(values))
     raise ConfigError(
         f"{where}: axis {name!r} must be a list of values or a mapping label -> overrides"
     )
+
+
+def _check_labels(name: str, values: list[AxisValue], where: str) -> None:
+    """Two values of one axis with the same label (``1`` and ``"1"``) could not be told apart
+    in ``status``, ``--only`` or the report."""
+    seen: set[str] = set()
+    for value in values:
+        if value.label in seen:
+            raise ConfigError(
+                f"{where}: axis {name!r} has two values labelled {value.label!r}; "
+                "give them distinct values or use a mapping label -> overrides"
+            )
+        seen.add(value.label)
 
 
 def _mapping(value: Any, what: str, where: str) -> dict[str, Any]:

@@ -8,8 +8,9 @@ killed at any moment resumes where it stopped: finished cells are skipped and a 
 ``checkpoints/last.ckpt``, written after every epoch; a run directory without a usable one is
 removed and the cell starts again), unless its run directory already holds complete results
 (killed between the end of training and the database update), which are then recorded as they
-are. A cell interrupted by Ctrl-C continues the same way; a cell that *failed* starts again
-from scratch.
+are. A cell interrupted by Ctrl-C, or whose worker process was killed by a signal, continues the
+same way (also with ``--skip-failed``); a cell that *failed* starts again from scratch, and so
+does one whose data changed since it was cut short.
 
 With ``workers > 1`` every cell runs in its own process (``recdenoiser experiment run-cell``),
 ``workers`` at a time, each limited to ``cpu_count // workers`` threads unless the cell's
@@ -94,14 +95,19 @@ def execute_cell(
         config.name = run_dir.name
         resume = None
         if run_dir.exists():  # left by an attempt that did not finish
-            killed = before is not None and (
-                before.status == "running"  # its process died
-                or (before.status == "failed" and (before.error or "").startswith("interrupted"))
-            )
+            # continued only when its process died ("running") or was interrupted or killed
+            killed = before is not None and (before.status == "running" or before.cut_short)
             resume = _resumable(run_dir, config) if killed and not force else None
             if resume is None:
                 shutil.rmtree(run_dir)
-        result = train(config, resume=resume)
+        try:
+            result = train(config, resume=resume)
+        except RecDenoiserError as exc:
+            if resume is None or not str(exc).startswith("--resume:"):
+                raise
+            logger.info("not resuming %s (%s): starting again", run_dir, exc)
+            shutil.rmtree(run_dir)  # e.g. the data changed since the killed attempt
+            result = train(config)
     except KeyboardInterrupt:
         db.finish(
             grid.name,
@@ -243,7 +249,9 @@ def run_grid(
                 continue
             row = db.get(grid.name, cell.cell_id)
             assert row is not None
-            if row.status == "done" or (row.status == "failed" and not retry_failed):
+            if row.status == "done" or (
+                row.status == "failed" and not retry_failed and not row.cut_short
+            ):
                 continue
             if row.status == "running" and not db.is_stale(row):
                 echo(f"cell {cell.cell_id} is running elsewhere (pid {row.pid} on {row.hostname})")
@@ -351,11 +359,15 @@ def _run_parallel(
             done_count += 1
             row = db.get(grid.name, cell_id)
             if row is not None and row.status == "running" and row.pid == proc.pid:
+                # a worker killed by a signal (e.g. the out-of-memory killer) is "killed": the
+                # next run continues the cell; any other exit is a failure
+                how = f"killed by signal {-code}" if code < 0 else "failed"
                 db.finish(
                     grid.name,
                     cell_id,
                     status="failed",
-                    error=f"worker exited with status {code}; see {logs / (cell_id + '.log')}",
+                    error=f"{how}: worker exited with status {code}; see "
+                    f"{logs / (cell_id + '.log')}",
                 )
             row = db.get(grid.name, cell_id)
             outcome = row.status if row is not None else "unknown"

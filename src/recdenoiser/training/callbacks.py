@@ -43,6 +43,16 @@ class ValidateAndKeepBest(L.Callback):
         self.bad_validations = 0
         self.history: list[dict[str, Any]] = []
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # resumed from a state saved after early stopping (killed during the final test
+        # evaluation): the decision stands, no further epoch is trained
+        if self.patience is not None and self.bad_validations >= self.patience:
+            logger.info(
+                "training had stopped early (no improvement in %d validations): not resuming it",
+                self.patience,
+            )
+            trainer.should_stop = True
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         last = epoch >= (trainer.max_epochs or 0)

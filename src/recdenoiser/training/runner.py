@@ -3,6 +3,7 @@
 Each run writes into its own directory::
 
     RUN/config.yaml          resolved configuration (only concrete values)
+    RUN/data.json            which data it trained on (content sha256, cache key, sizes)
     RUN/run.log              the run's log (command, config, data statistics, versions, device)
     RUN/metrics.csv          Lightning CSV log (training loss per epoch, validation metrics)
     RUN/validation.csv       validation metrics at every validation
@@ -153,10 +154,21 @@ def make_run_dir(config: RunConfig) -> Path:
 SAME_ON_RESUME = ("data", "model", "denoiser")
 
 
-def check_resume(path: Path, config: RunConfig) -> Path:
+def data_identity(dataset: SequenceDataset) -> dict[str, Any]:
+    """What identifies the data a run trained on (``RUN/data.json``)."""
+    return {
+        "sha256": dataset.meta.get("sha256"),
+        "cache_key": dataset.meta.get("cache_key"),
+        "n_users": int(dataset.n_users),
+        "n_items": int(dataset.n_items),
+    }
+
+
+def check_resume(path: Path, config: RunConfig, dataset: SequenceDataset | None = None) -> Path:
     """The run directory of a Lightning checkpoint ``RUN/checkpoints/*.ckpt``, after checking
-    that it exists, is a training-state checkpoint and was made with the same data, model and
-    denoiser settings. Nothing is written before these checks pass."""
+    that it exists, is a training-state checkpoint and was made with the same data settings,
+    model and denoiser settings and, given ``dataset``, the same data (``RUN/data.json``; runs
+    made before it existed are not checked). Nothing is written before these checks pass."""
     if not path.is_file():
         raise RecDenoiserError(f"--resume: no such checkpoint file: {path}")
     run_dir = path.parent.parent
@@ -188,6 +200,21 @@ def check_resume(path: Path, config: RunConfig) -> Path:
             f"--resume: the configuration differs from the run's in {', '.join(changed)}; "
             "only train.* and eval.* settings may change when resuming"
         )
+    stored_data = run_dir / "data.json"
+    if dataset is not None and stored_data.is_file():
+        try:
+            before = json.loads(stored_data.read_text())
+        except (OSError, ValueError):
+            before = None
+        now = data_identity(dataset)
+        if not isinstance(before, dict) or any(before.get(k) != now[k] for k in now):
+            was = before if isinstance(before, dict) else {}
+            raise RecDenoiserError(
+                f"--resume: the data differs from the data the run trained on "
+                f"({was.get('n_users')} users, {was.get('n_items')} items, sha256 "
+                f"{str(was.get('sha256'))[:12]} then; {now['n_users']} users, {now['n_items']} "
+                f"items, sha256 {str(now['sha256'])[:12]} now)"
+            )
     return run_dir
 
 
@@ -271,7 +298,9 @@ def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
     )
     check_catalogue(split, config)
 
-    run_dir = check_resume(Path(resume), config) if resume else make_run_dir(config)
+    run_dir = check_resume(Path(resume), config, dataset) if resume else make_run_dir(config)
+    if not (run_dir / "data.json").is_file():
+        (run_dir / "data.json").write_text(json.dumps(data_identity(dataset), indent=2))
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
