@@ -401,7 +401,13 @@ def status_lines(grid: Grid, db_path: str | Path, quick: bool | None = None) -> 
                 label = ", ".join(f"{k}={v}" for k, v in r.labels.items())
                 if r.status == "failed":
                     last = (r.error or "").strip().splitlines()[-1:] or ["?"]
-                    lines.append(f"  FAILED  {r.cell_id} ({label}): {last[0]}")
+                    if r.cut_short:
+                        lines.append(
+                            f"  CUT SHORT {r.cell_id} ({label}): {last[0]} "
+                            "(the next run continues it from its last epoch)"
+                        )
+                    else:
+                        lines.append(f"  FAILED  {r.cell_id} ({label}): {last[0]}")
                 elif r.status == "running":
                     state = "stale, will be re-run" if db.is_stale(r) else "alive"
                     lines.append(
