@@ -388,7 +388,7 @@ def test_a_cell_whose_worker_was_killed_continues_even_with_skip_failed(
             "cont", cell.cell_id, status="failed", error="killed by signal 9: worker exited ..."
         )
     line = next(x for x in status_lines(load_grid(grid_file), db) if cell.cell_id in x)
-    assert line.startswith("  CUT SHORT") and "continues it from its last epoch" in line
+    assert line.startswith("  CUT SHORT") and "continues it from its last saved epoch" in line
     summary = run_grid(
         load_grid(grid_file), db, runs_root=tmp_path, retry_failed=False, echo=lambda _: None
     )

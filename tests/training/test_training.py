@@ -257,6 +257,37 @@ def test_resume_continues_from_last_checkpoint(resumed: dict[str, Any]) -> None:
     )
 
 
+def test_a_resumed_attempt_cut_short_keeps_every_earlier_epoch(
+    tmp_path: Path, planted_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_run_config(planted_file, tmp_path / "runs", name="twice", train={"epochs": 2})
+    run = train(config)
+    last = run.run_dir / "checkpoints" / "last.ckpt"
+    original = training_data._EpochBatches.__iter__
+
+    def dies_at_epoch_3(self: Any) -> Any:
+        for i, batch in enumerate(original(self)):
+            if self.epoch == 3 and i == 1:
+                raise OSError("disk gone")  # any end of an attempt, as a kill would be
+            yield batch
+
+    monkeypatch.setattr(training_data._EpochBatches, "__iter__", dies_at_epoch_3)
+    longer = config.model_copy(deep=True)
+    longer.train.epochs = 5
+    with pytest.raises(OSError, match="disk gone"):
+        train(longer, resume=last)
+    epochs = [int(r["epoch"]) for r in read_csv(run.run_dir / "metrics.csv") if r.get("epoch")]
+    assert sorted(set(epochs)) == [0, 1, 2]  # the first attempt's epochs survived the second
+    assert not (run.run_dir / "metrics.earlier.csv").exists()
+    monkeypatch.setattr(training_data._EpochBatches, "__iter__", original)
+    again = train(longer, resume=last)
+    assert again.results["epochs_run"] == 5
+    rows = [r for r in read_csv(run.run_dir / "metrics.csv") if r.get("epoch")]
+    assert sorted({int(r["epoch"]) for r in rows}) == [0, 1, 2, 3, 4]
+    losses = [r for r in rows if r.get("train/loss")]
+    assert len(losses) == len({r["epoch"] for r in losses})  # epoch 3 not logged twice
+
+
 def test_resume_after_an_early_stop_trains_no_further() -> None:
     """A run killed during its final test evaluation, after early stopping, is resumed from a
     state that says so: the stop stands (no extra epochs, which would change its results)."""
@@ -289,6 +320,12 @@ def test_resume_refuses_other_data(tmp_path: Path, planted: list[list[int]]) -> 
             fh.write("1 9999\n")
         with pytest.raises(RecDenoiserError, match="--resume: the data differs") as info:
             train(config, resume=run.run_dir / "checkpoints" / "last.ckpt")
+        # a run made before RUN/data.json existed: the checkpoint itself does not fit
+        (run.run_dir / "data.json").unlink()
+        with pytest.raises(RecDenoiserError, match="does not fit the model built from the cur"):
+            train(config, resume=run.run_dir / "checkpoints" / "last.ckpt")
+        assert not (run.run_dir / "data.json").exists()  # not rewritten for the other data
+        assert read_csv(run.run_dir / "metrics.csv")  # nor its log lost
     message = str(info.value)
     assert f"{stored['n_items']} items, sha256 {stored['sha256'][:12]} then" in message
     assert f"{stored['n_items'] + 1} items" in message and "\n" not in message

@@ -297,7 +297,8 @@ def _outcome_line(db: ResultsDB, grid: Grid, cell: Cell, outcome: str) -> str:
         shown = "  ".join(f"{k}={test[k]:.4f}" for k in ("hit@10", "ndcg@10") if k in test)
         return f"done in {row.wall_seconds or 0:.1f} s  {shown}"
     if outcome == "failed" and row is not None and row.error:
-        return "FAILED: " + row.error.strip().splitlines()[-1]
+        how = "CUT SHORT" if row.cut_short else "FAILED"
+        return f"{how}: " + row.error.strip().splitlines()[-1]
     return outcome
 
 
@@ -404,7 +405,7 @@ def status_lines(grid: Grid, db_path: str | Path, quick: bool | None = None) -> 
                     if r.cut_short:
                         lines.append(
                             f"  CUT SHORT {r.cell_id} ({label}): {last[0]} "
-                            "(the next run continues it from its last epoch)"
+                            "(the next run continues it from its last saved epoch)"
                         )
                     else:
                         lines.append(f"  FAILED  {r.cell_id} ({label}): {last[0]}")

@@ -6,6 +6,7 @@ Each run writes into its own directory::
     RUN/data.json            which data it trained on (content sha256, cache key, sizes)
     RUN/run.log              the run's log (command, config, data statistics, versions, device)
     RUN/metrics.csv          Lightning CSV log (training loss per epoch, validation metrics)
+                             (metrics.earlier.csv: earlier epochs, while a resumed run trains)
     RUN/validation.csv       validation metrics at every validation
     RUN/checkpoints/best.pt  best model on validation (self-contained, see checkpoint.py)
     RUN/checkpoints/last.ckpt Lightning state for ``--resume``
@@ -299,7 +300,7 @@ def train(config: RunConfig, *, resume: str | Path | None = None) -> RunResult:
     check_catalogue(split, config)
 
     run_dir = check_resume(Path(resume), config, dataset) if resume else make_run_dir(config)
-    if not (run_dir / "data.json").is_file():
+    if not resume:
         (run_dir / "data.json").write_text(json.dumps(data_identity(dataset), indent=2))
     handler = logging.FileHandler(run_dir / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -428,7 +429,13 @@ def _train_in(
     from lightning.pytorch.loggers import CSVLogger
 
     metrics_csv = run_dir / "metrics.csv"
-    previous_rows = _read_csv(metrics_csv) if resume else []
+    # Lightning's CSV logger starts metrics.csv anew: on resume, the epochs trained before are
+    # kept in metrics.earlier.csv until they are merged back, whatever ends this attempt
+    earlier_csv = run_dir / "metrics.earlier.csv"
+    if resume:
+        epoch = _checkpoint_epoch(Path(resume))
+        logger.info("resuming from %s (after epoch %d)", resume, epoch + 1)
+        _keep_earlier_metrics(metrics_csv, earlier_csv, epoch)
     loggers: list[Any] = [CSVLogger(run_dir, name="", version="")]
     if config.train.tensorboard:
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -460,9 +467,17 @@ def _train_in(
         last_ckpt = run_dir / "checkpoints" / "last.ckpt"
         hint = f"; continue with --resume {last_ckpt}" if last_ckpt.exists() else ""
         raise KeyboardInterrupt(f"training interrupted{hint}") from None
+    except RuntimeError as exc:
+        if resume and "size mismatch" in str(exc):  # a run older than RUN/data.json
+            raise RecDenoiserError(
+                f"--resume: {resume} does not fit the model built from the current data and "
+                "settings (tensor sizes differ): the data changed since the run"
+            ) from None
+        raise
+    finally:
+        if resume:
+            _merge_earlier_metrics(metrics_csv, earlier_csv)
     train_seconds = time.perf_counter() - fit_start
-    if previous_rows:  # Lightning's CSV logger starts a new file; keep the earlier epochs
-        _write_csv(metrics_csv, previous_rows + _read_csv(metrics_csv))
     write_history(keeper.history, run_dir / "validation.csv")
 
     best = load_checkpoint(best_path, device=device)
@@ -506,6 +521,40 @@ def _train_in(
     if os.environ.get("RECDENOISER_KEEP_LAST", "1") == "0":
         (run_dir / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
     return RunResult(run_dir=run_dir, config=config, results=results)
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    """The (0-based) epoch after which a Lightning training-state checkpoint was saved."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return int(state.get("epoch", -1))
+
+
+def _keep_earlier_metrics(metrics_csv: Path, earlier_csv: Path, epoch: int) -> None:
+    """Move the rows of epochs up to ``epoch`` (0-based, those in the checkpoint) into
+    ``earlier_csv``; rows of later epochs belong to an attempt that was cut short and are
+    trained again."""
+    rows: list[dict[str, str]] = []
+    for row in _read_csv(earlier_csv) + _read_csv(metrics_csv):  # earlier attempts first
+        try:
+            keep = int(float(row.get("epoch") or -1)) <= epoch
+        except ValueError:
+            keep = False
+        if keep and row not in rows:
+            rows.append(row)
+    _write_csv_atomically(earlier_csv, rows)
+    metrics_csv.unlink(missing_ok=True)
+
+
+def _merge_earlier_metrics(metrics_csv: Path, earlier_csv: Path) -> None:
+    if earlier_csv.exists():
+        _write_csv_atomically(metrics_csv, _read_csv(earlier_csv) + _read_csv(metrics_csv))
+        earlier_csv.unlink()
+
+
+def _write_csv_atomically(path: Path, rows: list[dict[str, str]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    _write_csv(tmp, rows)
+    os.replace(tmp, path)
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
