@@ -110,14 +110,12 @@ def _restore_logging() -> Iterator[None]:
         logger.propagate = propagate
 
 
-@pytest.fixture()
-def epoch_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records the epoch counter each epoch's batches are drawn with.
+def spy_on_epochs(monkeypatch: pytest.MonkeyPatch, seen: list[int]) -> None:
+    """Append to ``seen`` the epoch counter each epoch's batches are drawn with.
 
     ``_EpochBatches.__iter__`` is a generator: it reads ``epoch`` when the first batch is drawn,
     so the spy records it at that moment too (not when ``iter()`` is called).
     """
-    seen: list[int] = []
     original = training_data._EpochBatches.__iter__
 
     def spy(self: Any) -> Any:
@@ -129,4 +127,11 @@ def epoch_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             yield from batches
 
     monkeypatch.setattr(training_data._EpochBatches, "__iter__", spy)
+
+
+@pytest.fixture()
+def epoch_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The epochs trained during a test (see :func:`spy_on_epochs`)."""
+    seen: list[int] = []
+    spy_on_epochs(monkeypatch, seen)
     return seen

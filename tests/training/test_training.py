@@ -24,7 +24,7 @@ from recdenoiser.training import data as training_data
 from recdenoiser.training.build import build_recommender
 from recdenoiser.training.checkpoint import load_checkpoint, save_checkpoint
 from recdenoiser.training.runner import RunResult, train
-from tests.conftest import make_run_config
+from tests.conftest import make_run_config, spy_on_epochs
 from tests.helpers import N_ITEMS, PopularityScorer, left_padded, write_user_item
 
 METRIC_KEYS = ("hit@1", "hit@5", "hit@10", "ndcg@1", "ndcg@5", "ndcg@10", "mrr")
@@ -211,19 +211,9 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, planted_file: Path) -> dic
     out = tmp_path_factory.mktemp("resume")
     config = make_run_config(planted_file, out / "runs", name="resumable")
     seen: list[int] = []
-    original = training_data._EpochBatches.__iter__
-
-    def spy(self: Any) -> Any:
-        batches = original(self)
-        first = next(batches, None)
-        seen.append(self.epoch)
-        if first is not None:
-            yield first
-            yield from batches
-
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(CACHE_DIR_ENV, str(out / "cache"))
-        mp.setattr(training_data._EpochBatches, "__iter__", spy)
+        spy_on_epochs(mp, seen)
         first = train(config)
         before = {
             "validation": read_csv(first.run_dir / "validation.csv"),
