@@ -162,8 +162,8 @@ class Grid:
         """
         wanted: dict[str, set[str]] = {}
         for spec in only:
-            axis, sep, value = spec.partition("=")
-            axis, value = axis.strip(), value.strip()
+            axis, sep, raw = spec.partition("=")
+            axis, value = axis.strip(), raw.strip()
             if not sep or not axis or not value:
                 raise ConfigError(f"--only {spec!r}: expected AXIS=LABEL, e.g. seed=1")
             if axis not in self.axis_names:
@@ -172,7 +172,6 @@ class Grid:
                     f"axes: {', '.join(self.axis_names)}"
                 )
             known = {c.labels[axis] for c in cells if axis in c.labels}
-            raw = spec.partition("=")[2]
             if raw in known or value in known:  # a label with spaces or commas, as written
                 labels = [raw if raw in known else value]
             else:

@@ -97,7 +97,7 @@ def execute_cell(
         if run_dir.exists():  # left by an attempt that did not finish
             # continued only when its process died ("running") or was interrupted or killed
             killed = before is not None and (before.status == "running" or before.cut_short)
-            resume = _resumable(run_dir, config) if killed and not force else None
+            resume = _resumable(run_dir) if killed and not force else None
             if resume is None:
                 shutil.rmtree(run_dir)
         try:
@@ -106,7 +106,7 @@ def execute_cell(
             if resume is None or not str(exc).startswith("--resume:"):
                 raise
             logger.info("not resuming %s (%s): starting again", run_dir, exc)
-            shutil.rmtree(run_dir)  # e.g. the data changed since the killed attempt
+            shutil.rmtree(run_dir)  # other settings or data, or an unreadable checkpoint
             result = train(config)
     except KeyboardInterrupt:
         db.finish(
@@ -152,24 +152,19 @@ def execute_cell(
     return "done"
 
 
-def _resumable(run_dir: Path, config: Any) -> Path | None:
-    """``last.ckpt`` of a killed attempt when training can continue from it, else ``None``.
+def _resumable(run_dir: Path) -> Path | None:
+    """``last.ckpt`` of a killed attempt, if it left one.
 
     Only an attempt that was killed (its row left ``running``) or interrupted by Ctrl-C is
     continued: a failed attempt starts again from scratch, since continuing it would likely fail
-    the same way.
+    the same way. Whether the checkpoint can be continued (same settings, same data, readable)
+    is :func:`~recdenoiser.training.runner.check_resume`'s to say, inside ``train``; a
+    ``--resume:`` error there makes the cell start again.
     """
-    from recdenoiser.training.runner import check_resume
-
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return None
-    try:
-        check_resume(last, config)
-    except RecDenoiserError as exc:
-        logger.info("not resuming %s (%s): starting again", run_dir, exc)
-        return None
-    logger.info("resuming the killed attempt in %s from %s", run_dir, last)
+    logger.info("continuing the killed attempt in %s from %s", run_dir, last)
     return last
 
 
