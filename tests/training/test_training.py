@@ -502,3 +502,28 @@ def test_sparse_pattern_settings_without_sparse_attention_are_a_warning(
     with caplog.at_level("WARNING", logger="recdenoiser"):
         warn_ignored_settings(config)
     assert caplog.records == []
+
+
+def test_jacobian_on_post_norm_blocks_is_a_warning(
+    tiny_config: RunConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    from recdenoiser.training.build import warn_known_collapses
+
+    config = tiny_config.model_copy(deep=True)
+    config.model.norm = "post"
+    config.denoiser.enabled = True
+    with caplog.at_level("WARNING", logger="recdenoiser"):
+        warn_known_collapses(config)
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "denoiser.jacobian=false" in caplog.records[0].getMessage()
+    for change in ({"jacobian": False}, {"gamma": 0.0}, {"enabled": False}):
+        caplog.clear()
+        quiet = config.model_copy(deep=True)
+        for key, value in change.items():
+            setattr(quiet.denoiser, key, value)
+        warn_known_collapses(quiet)
+        assert caplog.records == [], change
+    caplog.clear()
+    config.model.norm = "pre"
+    warn_known_collapses(config)
+    assert caplog.records == []

@@ -53,6 +53,7 @@ from recdenoiser.training.build import (
     build_recommender,
     check_model,
     warn_ignored_settings,
+    warn_known_collapses,
 )
 from recdenoiser.training.callbacks import SaveTrainingState, ValidateAndKeepBest, write_history
 from recdenoiser.training.checkpoint import load_checkpoint, save_checkpoint
@@ -411,6 +412,7 @@ def _train_in(
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model %s: %d parameters", type(model).__name__, n_params)
     warn_ignored_settings(config)
+    warn_known_collapses(config)
     module = RecommenderModule(model, build_objective(config), config, train_data)
 
     best_path = run_dir / "checkpoints" / "best.pt"
