@@ -63,9 +63,10 @@ def warn_known_collapses(config: RunConfig) -> None:
             "denoiser.jacobian with post-norm blocks (model.norm=post, e.g. BERT4Rec): every "
             "post-norm block ends in a LayerNorm and has no skip path around it, so the "
             "Jacobian penalty can be driven to ~0 only by making the blocks ignore their input; "
-            "measured on BERT4Rec (ML-1M, Beauty, Games) this leaves a popularity ranker, also "
-            "at gamma=1e-5 and with jacobian_target=residual. denoiser.jacobian=false keeps the "
-            "masks and kept pace with the backbone in a 20-epoch check (docs/results.md, Table 2)"
+            "measured on BERT4Rec (ML-1M, Beauty, Games) this leaves a popularity ranker, on ML-1M "
+            "also at gamma=1e-5 and with jacobian_target=residual. denoiser.jacobian=false keeps "
+            "the masks and kept pace with the backbone in a 20-epoch check (docs/results.md, "
+            "Table 2)"
         )
 
 
